@@ -1,0 +1,2 @@
+export { type ProgramIo, processIo } from './io.js';
+export { EXIT, HELP, main } from './main.js';

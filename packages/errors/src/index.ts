@@ -1,0 +1,1 @@
+export { isXenconsError, XenconsError, type XenconsErrorOptions } from './xencons-error.js';

@@ -1,0 +1,4 @@
+import type { Bench } from './result.js';
+
+/** Every benchmark, by name; `pnpm bench` with no name runs them all. */
+export const benches: readonly Bench[] = [];

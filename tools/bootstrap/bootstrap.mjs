@@ -1,0 +1,181 @@
+#!/usr/bin/env node
+// Entry point of every root script (`npm test`, `npm run demo`, `pnpm xencons ...`): makes a fresh
+// clone usable (pnpm, dependencies, system packages for tests, the build) and then runs the command.
+// Plain Node, no dependencies: it must run before anything is installed.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const PNPM_VERSION = JSON.parse(
+  readFileSync(join(root, 'package.json'), 'utf8'),
+).packageManager.split('@')[1];
+const [command, ...args] = process.argv.slice(2);
+const env = {
+  ...process.env,
+  TURBO_TELEMETRY_DISABLED: '1',
+  DO_NOT_TRACK: '1',
+  COREPACK_INTEGRITY_KEYS: '0',
+};
+const quiet = command === 'bench' || command === 'xencons' || command === 'xencons-agent';
+
+/** Progress and tool output go to stderr so program data on stdout stays clean. */
+function note(msg) {
+  process.stderr.write(`[xencons] ${msg}\n`);
+}
+
+function run(cmd, argv, opts = {}) {
+  const res = spawnSync(cmd, argv, {
+    cwd: root,
+    env,
+    stdio: opts.toStderr ? ['inherit', process.stderr, 'inherit'] : 'inherit',
+  });
+  if (res.error) return { status: 127, error: res.error };
+  return { status: res.status ?? (res.signal === 'SIGINT' ? 130 : 143) };
+}
+
+function works(cmd, argv) {
+  const res = spawnSync(cmd, argv, {
+    cwd: root,
+    env,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  return res.status === 0 ? res.stdout.trim() : null;
+}
+
+/** pnpm 10 from wherever it can be had: the one running us, PATH, corepack, or npx. */
+function findPnpm() {
+  const execPath = process.env.npm_execpath ?? '';
+  if (/pnpm/.test(execPath) && existsSync(execPath)) return [process.execPath, [execPath]];
+  const onPath = works('pnpm', ['--version']);
+  if (onPath?.startsWith('10.')) return ['pnpm', []];
+  if (works('corepack', [`pnpm@${PNPM_VERSION}`, '--version']))
+    return ['corepack', [`pnpm@${PNPM_VERSION}`]];
+  note(`pnpm ${PNPM_VERSION} not found; fetching it with npx`);
+  return ['npx', ['-y', `pnpm@${PNPM_VERSION}`]];
+}
+
+function mtime(p) {
+  try {
+    return statSync(p).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+function ensureInstalled(pnpm) {
+  const marker = join(root, 'node_modules', '.pnpm', 'lock.yaml');
+  if (mtime(marker) >= mtime(join(root, 'pnpm-lock.yaml')) && mtime(marker) > 0) return;
+  note('installing dependencies (pnpm install)');
+  const r = run(pnpm[0], [...pnpm[1], 'install', '--frozen-lockfile'], { toStderr: quiet });
+  if (r.status !== 0) fail('pnpm install failed', r.status);
+}
+
+function systemPackages() {
+  return readFileSync(join(__dirnameOf('system-packages.txt')), 'utf8')
+    .split('\n')
+    .map((l) => l.replace(/#.*/, '').trim())
+    .filter(Boolean);
+}
+
+function __dirnameOf(f) {
+  return join(root, 'tools', 'bootstrap', f);
+}
+
+function ensureSystemPackages() {
+  if (!existsSync('/usr/bin/dpkg-query')) {
+    note(
+      'not a Debian/Ubuntu system: install the packages in tools/bootstrap/system-packages.txt yourself',
+    );
+    return;
+  }
+  const wanted = systemPackages();
+  const missing = wanted.filter(
+    (p) => works('dpkg-query', ['-W', '-f=${Status}', p]) !== 'install ok installed',
+  );
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    note(`missing Debian packages: ${missing.join(' ')}; tests that need them will skip.`);
+    note(`install them with: sudo apt-get install -y ${missing.join(' ')}`);
+    return;
+  }
+  note(`installing Debian packages: ${missing.join(' ')}`);
+  const aptEnv = { ...env, DEBIAN_FRONTEND: 'noninteractive' };
+  spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env: aptEnv });
+  const r = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+    stdio: 'inherit',
+    env: aptEnv,
+  });
+  if (r.status !== 0) fail('apt-get install failed', 1);
+}
+
+function build(pnpm) {
+  if (!works('cargo', ['--version'])) {
+    note(
+      'cargo not found: @xencons/native will not be built and the pure-TS paths are used (install Rust to build it)',
+    );
+  }
+  const r = run(
+    pnpm[0],
+    [
+      ...pnpm[1],
+      'exec',
+      'turbo',
+      'run',
+      'build',
+      quiet ? '--output-logs=errors-only' : '--output-logs=new-only',
+    ],
+    {
+      toStderr: quiet,
+    },
+  );
+  if (r.status !== 0) fail('build failed', r.status);
+}
+
+function fail(msg, code) {
+  note(msg);
+  process.exit(code || 1);
+}
+
+const programs = {
+  xencons: join(root, 'apps', 'dom0', 'dist', 'cli.js'),
+  'xencons-agent': join(root, 'apps', 'guest', 'dist', 'cli.js'),
+  bench: join(root, 'tools', 'bench', 'dist', 'cli.js'),
+};
+
+function main() {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  if (major < 20 || (major === 20 && minor < 19))
+    fail(`Node ${process.versions.node} is too old: xencons needs Node 20.19 or newer`, 1);
+  if (!command) fail('usage: bootstrap.mjs test|demo|bench|xencons|xencons-agent [args...]', 2);
+  const pnpm = findPnpm();
+  ensureInstalled(pnpm);
+  if (command === 'test') {
+    ensureSystemPackages();
+    build(pnpm);
+    for (const step of [
+      ['typecheck', [...pnpm[1], 'exec', 'turbo', 'run', 'typecheck', '--output-logs=errors-only']],
+      ['lint', [...pnpm[1], 'exec', 'biome', 'check', '.']],
+      ['vitest', [...pnpm[1], 'exec', 'vitest', 'run', ...args]],
+    ]) {
+      note(`${step[0]}`);
+      const r = run(pnpm[0], step[1]);
+      if (r.status !== 0) fail(`${step[0]} failed`, r.status);
+    }
+    return;
+  }
+  if (command === 'demo') {
+    build(pnpm);
+    const r = run(process.execPath, [programs.xencons, 'demo', ...args]);
+    process.exit(r.status);
+  }
+  const program = programs[command];
+  if (!program) fail(`unknown command: ${command}`, 2);
+  build(pnpm);
+  const r = run(process.execPath, [program, ...args]);
+  process.exit(r.status);
+}
+
+main();

@@ -1,0 +1,3 @@
+export { type Requirement, requirement } from './requirement.js';
+export { commandExists, isRoot } from './system.js';
+export { makeTempDir, withTempDir } from './temp-dir.js';
