@@ -18,7 +18,7 @@ const env = {
   DO_NOT_TRACK: '1',
   COREPACK_INTEGRITY_KEYS: '0',
 };
-const quiet = command === 'bench' || command === 'xencons' || command === 'xencons-agent';
+const quiet = ['bench', 'xencons', 'xencons-agent', 'xen-qemu'].includes(command);
 
 /** Progress and tool output go to stderr so program data on stdout stays clean. */
 function note(msg) {
@@ -143,13 +143,14 @@ const programs = {
   xencons: join(root, 'apps', 'dom0', 'dist', 'cli.js'),
   'xencons-agent': join(root, 'apps', 'guest', 'dist', 'cli.js'),
   bench: join(root, 'tools', 'bench', 'dist', 'cli.js'),
+  'xen-qemu': join(root, 'tools', 'xen-qemu', 'dist', 'cli.js'),
 };
 
 function main() {
   const [major, minor] = process.versions.node.split('.').map(Number);
   if (major < 20 || (major === 20 && minor < 19))
     fail(`Node ${process.versions.node} is too old: xencons needs Node 20.19 or newer`, 1);
-  if (!command) fail('usage: bootstrap.mjs test|demo|bench|xencons|xencons-agent [args...]', 2);
+  if (!command) fail('usage: bootstrap.mjs test|demo|bench|xencons|xencons-agent|test-xen|xen-qemu [args...]', 2);
   const pnpm = findPnpm();
   ensureInstalled(pnpm);
   if (command === 'test') {
@@ -169,6 +170,11 @@ function main() {
   if (command === 'demo') {
     build(pnpm);
     const r = run(process.execPath, [programs.xencons, 'demo', ...args]);
+    process.exit(r.status);
+  }
+  if (command === 'test-xen') {
+    build(pnpm);
+    const r = run(process.execPath, [programs['xen-qemu'], 'test', ...args]);
     process.exit(r.status);
   }
   const program = programs[command];

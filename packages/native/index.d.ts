@@ -1,0 +1,129 @@
+// @xencons/native: the Rust N-API core. Hand-written types for the hand-written loader (index.js).
+//
+// Every function that fails with an errno throws an Error whose `code` is the errno name
+// (`'EBADF'`, `'ENOTTY'`…), with `errno` (number) and `syscall` (e.g. `'ioctl(IOCTL_EVTCHN_NOTIFY)'`,
+// `'mmap'`); invalid arguments throw with `code` `'ERR_INVALID_ARG'`. Thrown errors carry the
+// `Symbol.for('xencons.error')` brand, so `isXenconsError()` from @xencons/errors accepts them.
+// No Rust panic ever crosses into JS: a caught panic becomes `code: 'ERR_NATIVE_PANIC'`.
+
+/** Result codes returned (never thrown) by the hot ring functions. */
+export declare const RING_CORRUPT: -1;
+
+export interface NativeBinding {
+  /** Crate version, e.g. `0.0.0`. */
+  readonly version: string;
+
+  // ---- page mapping -------------------------------------------------------------------------
+  /**
+   * Maps `length` bytes of the file at `path` from `offset` (a multiple of the page size)
+   * `MAP_SHARED`, read-write or read-only. The returned ArrayBuffer *is* the mapping. It is
+   * unmapped by `unmap()` or when garbage collected, whichever comes first; after `unmap()` the
+   * buffer is detached (byteLength 0), so stale views read nothing instead of crashing.
+   */
+  mapFile(path: string, offset: number, length: number, writable: boolean): ArrayBuffer;
+  /** As `mapFile`, on an open fd (e.g. a memfd or a tmpfs file opened by JS). */
+  mapFd(fd: number, offset: number, length: number, writable: boolean): ArrayBuffer;
+  /** Unmaps a buffer returned by any map function and detaches it. Idempotent. Returns true if it was mapped. */
+  unmap(buffer: ArrayBuffer): boolean;
+  /** True while `buffer` is a live mapping made by this addon. */
+  isMapped(buffer: ArrayBuffer): boolean;
+  /** Number of live mappings (for leak tests). */
+  mappingCount(): number;
+  /** The system page size. */
+  pageSize(): number;
+
+  // ---- fenced ring copies (the hot path) ----------------------------------------------------
+  //
+  // A Xen-style byte ring lives inside `page` (an ArrayBuffer or a view of one): data at
+  // `dataOffset` of `size` bytes (a power of two), free-running u32 indices at `prodOffset` and
+  // `consOffset` (4-byte aligned). The layout is validated on every call (throws ERR_INVALID_ARG).
+  //
+  // ringProduce: loads the consumer index once (acquire), copies up to `length` bytes from
+  // `src[srcOffset..]` into free space with wrap-around, then stores the new producer index
+  // (release). ringConsume: loads the producer index once (acquire), copies up to `length`
+  // available bytes into `dst[dstOffset..]`, then stores the new consumer index (release).
+  // Both return the number of bytes moved (0 if full / empty), or RING_CORRUPT (-1) when
+  // `prod - cons` (mod 2^32) exceeds `size`; in that case nothing is read, written or published.
+  // The index we own is read with a plain load: only we write it.
+  ringProduce(
+    page: ArrayBuffer | ArrayBufferView,
+    dataOffset: number,
+    size: number,
+    prodOffset: number,
+    consOffset: number,
+    src: Uint8Array,
+    srcOffset: number,
+    length: number,
+  ): number;
+  ringConsume(
+    page: ArrayBuffer | ArrayBufferView,
+    dataOffset: number,
+    size: number,
+    prodOffset: number,
+    consOffset: number,
+    dst: Uint8Array,
+    dstOffset: number,
+    length: number,
+  ): number;
+  /**
+   * Bytes queued (`prod - cons`), loading both indices with acquire order, or RING_CORRUPT.
+   */
+  ringQueued(page: ArrayBuffer | ArrayBufferView, size: number, prodOffset: number, consOffset: number): number;
+
+  // ---- /dev/xen/evtchn (fds are opened by JS: fs.openSync('/dev/xen/evtchn', 'r+')) --------
+  evtchnBindInterdomain(fd: number, remoteDomain: number, remotePort: number): number;
+  evtchnBindUnboundPort(fd: number, remoteDomain: number): number;
+  evtchnBindVirq(fd: number, virq: number): number;
+  evtchnUnbind(fd: number, port: number): void;
+  evtchnNotify(fd: number, port: number): void;
+  evtchnReset(fd: number): void;
+  evtchnRestrictDomid(fd: number, domid: number): void;
+  /** Non-blocking read of pending ports into `out`; returns how many (0 if none, i.e. EAGAIN). */
+  evtchnPending(fd: number, out: Uint32Array): number;
+  /** Re-enables delivery of `port` (the kernel masks a port when it fires). */
+  evtchnUnmask(fd: number, port: number): void;
+
+  // ---- /dev/xen/gntdev: map another domain's grants --------------------------------------
+  /** MAP_GRANT_REF + mmap of `refs.length` pages granted by `domid`. Unmap does munmap + UNMAP_GRANT_REF. */
+  gntdevMap(fd: number, domid: number, refs: readonly number[], writable: boolean): ArrayBuffer;
+  /** SET_UNMAP_NOTIFY on a gntdev or gntalloc mapping: byte `offset` cleared and/or `port` notified on unmap. */
+  setUnmapNotify(buffer: ArrayBuffer, offset: number, action: number, port: number): void;
+
+  // ---- /dev/xen/gntalloc: share our own pages --------------------------------------------
+  /** ALLOC_GREF + mmap: `count` pages granted to `domid`. Unmap does munmap + DEALLOC_GREF. */
+  gntallocShare(fd: number, domid: number, count: number, writable: boolean): { buffer: ArrayBuffer; refs: number[] };
+
+  // ---- /dev/xen/privcmd: foreign mapping of guest frames ---------------------------------
+  /** Reserves a range, then IOCTL_PRIVCMD_MMAPBATCH_V2 for `gfns` of `domid` (retrying ENOENT a few times). */
+  privcmdMapForeign(fd: number, domid: number, gfns: readonly number[], writable: boolean): ArrayBuffer;
+
+  // ---- the ioctl numbers and struct layouts we use, for the layout test against libxen-dev --
+  readonly ioctls: Readonly<Record<string, number>>;
+  readonly layouts: Readonly<Record<string, Readonly<Record<string, number>>>>;
+
+  // ---- fd readiness on one native poll thread ----------------------------------------------
+  /**
+   * Watches `fd` for readability on the addon's single epoll thread (not libuv's pool). When it
+   * becomes readable, `callback` runs on the JS thread once; the watch then stays disarmed until
+   * `rearmFd(id)` (so a slow consumer never sees a storm). Returns a watch id. Active watches keep
+   * the event loop alive unless `unrefFd(id)`.
+   */
+  watchFd(fd: number, callback: (events: number) => void): number;
+  rearmFd(id: number): void;
+  unwatchFd(id: number): void;
+  refFd(id: number): void;
+  unrefFd(id: number): void;
+
+  // ---- test hooks ----------------------------------------------------------------------------
+  /** Panics inside Rust, to prove no panic crosses the FFI (throws ERR_NATIVE_PANIC). */
+  testPanic(): never;
+}
+
+/** The binding, or null when no binary fits this platform (see `nativeUnavailableReason`). */
+export declare function loadNative(): NativeBinding | null;
+/** Why `loadNative()` returned null, or null when it loaded. */
+export declare function nativeUnavailableReason(): string | null;
+/** The binding, or throws an Error with code ERR_NATIVE_UNAVAILABLE and the reason. */
+export declare function requireNative(): NativeBinding;
+/** Path of the `.node` file that was loaded, or null. */
+export declare function nativeBinaryPath(): string | null;
