@@ -4,7 +4,8 @@
 // (`'EBADF'`, `'ENOTTY'`…), with `errno` (number) and `syscall` (e.g. `'ioctl(IOCTL_EVTCHN_NOTIFY)'`,
 // `'mmap'`); invalid arguments throw with `code` `'ERR_INVALID_ARG'`. Thrown errors carry the
 // `Symbol.for('xencons.error')` brand, so `isXenconsError()` from @xencons/errors accepts them.
-// No Rust panic ever crosses into JS: a caught panic becomes `code: 'ERR_NATIVE_PANIC'`.
+// No Rust panic ever crosses into JS: a caught panic becomes `code: 'ERR_NATIVE_PANIC'`. An
+// unexpected Node-API failure (not seen in practice) is `code: 'ERR_NATIVE_NAPI'`.
 
 /** Result codes returned (never thrown) by the hot ring functions. */
 export declare const RING_CORRUPT: -1;
@@ -19,11 +20,20 @@ export interface NativeBinding {
    * `MAP_SHARED`, read-write or read-only. The returned ArrayBuffer *is* the mapping. It is
    * unmapped by `unmap()` or when garbage collected, whichever comes first; after `unmap()` the
    * buffer is detached (byteLength 0), so stale views read nothing instead of crashing.
+   *
+   * Read-only (`writable: false`) mappings are `PROT_READ`: writing through any view of them
+   * faults exactly like in C (SIGSEGV kills the process). Nothing in JS can catch that, so never
+   * write to a read-only mapping. For regular files the range must lie inside the file
+   * (ERR_INVALID_ARG otherwise); a file truncated by someone else later still raises SIGBUS.
    */
   mapFile(path: string, offset: number, length: number, writable: boolean): ArrayBuffer;
-  /** As `mapFile`, on an open fd (e.g. a memfd or a tmpfs file opened by JS). */
+  /** As `mapFile`, on an open fd (e.g. a memfd or a tmpfs file opened by JS). The fd may be closed afterwards. */
   mapFd(fd: number, offset: number, length: number, writable: boolean): ArrayBuffer;
-  /** Unmaps a buffer returned by any map function and detaches it. Idempotent. Returns true if it was mapped. */
+  /**
+   * Unmaps a buffer returned by any map function and detaches it. Idempotent. Returns true if it was mapped.
+   * For grant mappings a failing teardown ioctl (UNMAP_GRANT_REF / DEALLOC_GREF) is thrown, after
+   * the buffer was detached and unmapped anyway.
+   */
   unmap(buffer: ArrayBuffer): boolean;
   /** True while `buffer` is a live mapping made by this addon. */
   isMapped(buffer: ArrayBuffer): boolean;
@@ -68,7 +78,12 @@ export interface NativeBinding {
   /**
    * Bytes queued (`prod - cons`), loading both indices with acquire order, or RING_CORRUPT.
    */
-  ringQueued(page: ArrayBuffer | ArrayBufferView, size: number, prodOffset: number, consOffset: number): number;
+  ringQueued(
+    page: ArrayBuffer | ArrayBufferView,
+    size: number,
+    prodOffset: number,
+    consOffset: number,
+  ): number;
 
   // ---- /dev/xen/evtchn (fds are opened by JS: fs.openSync('/dev/xen/evtchn', 'r+')) --------
   evtchnBindInterdomain(fd: number, remoteDomain: number, remotePort: number): number;
@@ -78,38 +93,70 @@ export interface NativeBinding {
   evtchnNotify(fd: number, port: number): void;
   evtchnReset(fd: number): void;
   evtchnRestrictDomid(fd: number, domid: number): void;
-  /** Non-blocking read of pending ports into `out`; returns how many (0 if none, i.e. EAGAIN). */
+  /**
+   * Non-blocking read of pending ports into `out`; returns how many (0 if none, i.e. EAGAIN).
+   * Works on a blocking fd too: it polls with a zero timeout first and reads only when readable,
+   * so it must be the only reader of that fd. Throws EFBIG after a ring overflow (then RESET).
+   */
   evtchnPending(fd: number, out: Uint32Array): number;
-  /** Re-enables delivery of `port` (the kernel masks a port when it fires). */
+  /** Re-enables delivery of `port` (the kernel masks a port when it fires): one 4-byte write. */
   evtchnUnmask(fd: number, port: number): void;
 
   // ---- /dev/xen/gntdev: map another domain's grants --------------------------------------
   /** MAP_GRANT_REF + mmap of `refs.length` pages granted by `domid`. Unmap does munmap + UNMAP_GRANT_REF. */
   gntdevMap(fd: number, domid: number, refs: readonly number[], writable: boolean): ArrayBuffer;
-  /** SET_UNMAP_NOTIFY on a gntdev or gntalloc mapping: byte `offset` cleared and/or `port` notified on unmap. */
+  /**
+   * SET_UNMAP_NOTIFY on a gntdev or gntalloc mapping: byte `offset` cleared and/or `port` notified on unmap.
+   * `action` is a mask of `constants.UNMAP_NOTIFY_CLEAR_BYTE` (1) and `constants.UNMAP_NOTIFY_SEND_EVENT` (2).
+   */
   setUnmapNotify(buffer: ArrayBuffer, offset: number, action: number, port: number): void;
 
   // ---- /dev/xen/gntalloc: share our own pages --------------------------------------------
-  /** ALLOC_GREF + mmap: `count` pages granted to `domid`. Unmap does munmap + DEALLOC_GREF. */
-  gntallocShare(fd: number, domid: number, count: number, writable: boolean): { buffer: ArrayBuffer; refs: number[] };
+  /**
+   * ALLOC_GREF + mmap: `count` pages granted to `domid`. Unmap does munmap + DEALLOC_GREF.
+   * `writable` is the grant's flag (may the peer write?); our own mapping is always read-write.
+   */
+  gntallocShare(
+    fd: number,
+    domid: number,
+    count: number,
+    writable: boolean,
+  ): { buffer: ArrayBuffer; refs: number[] };
 
   // ---- /dev/xen/privcmd: foreign mapping of guest frames ---------------------------------
   /** Reserves a range, then IOCTL_PRIVCMD_MMAPBATCH_V2 for `gfns` of `domid` (retrying ENOENT a few times). */
-  privcmdMapForeign(fd: number, domid: number, gfns: readonly number[], writable: boolean): ArrayBuffer;
+  privcmdMapForeign(
+    fd: number,
+    domid: number,
+    gfns: readonly number[],
+    writable: boolean,
+  ): ArrayBuffer;
 
   // ---- the ioctl numbers and struct layouts we use, for the layout test against libxen-dev --
   readonly ioctls: Readonly<Record<string, number>>;
   readonly layouts: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  /**
+   * Flag values from the same headers (`UNMAP_NOTIFY_CLEAR_BYTE`, `UNMAP_NOTIFY_SEND_EVENT`,
+   * `GNTALLOC_FLAG_WRITABLE`) and the poll(2) bits passed to `watchFd` callbacks (`POLLIN`,
+   * `POLLPRI`, `POLLOUT`, `POLLERR`, `POLLHUP`).
+   */
+  readonly constants: Readonly<Record<string, number>>;
 
   // ---- fd readiness on one native poll thread ----------------------------------------------
   /**
    * Watches `fd` for readability on the addon's single epoll thread (not libuv's pool). When it
    * becomes readable, `callback` runs on the JS thread once; the watch then stays disarmed until
    * `rearmFd(id)` (so a slow consumer never sees a storm). Returns a watch id. Active watches keep
-   * the event loop alive unless `unrefFd(id)`.
+   * the event loop alive unless `unrefFd(id)`. `events` holds poll(2) bits (`constants.POLLIN`,
+   * `POLLERR`, `POLLHUP`). One watch per fd. Call `unwatchFd(id)` *before* closing the fd: epoll
+   * tracks the open file, not the number, so a closed-but-watched fd can keep firing (if dup'ed)
+   * or block a later watch of the reused number with EEXIST. A callback that throws is reported
+   * through `process.on('uncaughtException')`, like a throwing event listener.
    */
   watchFd(fd: number, callback: (events: number) => void): number;
+  /** Re-enables a watch after its callback ran (ERR_INVALID_ARG for an unknown id). */
   rearmFd(id: number): void;
+  /** Stops watching; a callback already queued for this watch is dropped. Unknown ids are ignored. */
   unwatchFd(id: number): void;
   refFd(id: number): void;
   unrefFd(id: number): void;

@@ -3,8 +3,9 @@
 // clone usable (pnpm, dependencies, system packages for tests, the build) and then runs the command.
 // Plain Node, no dependencies: it must run before anything is installed.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -45,16 +46,46 @@ function works(cmd, argv) {
   return res.status === 0 ? res.stdout.trim() : null;
 }
 
-/** pnpm 10 from wherever it can be had: the one running us, PATH, corepack, or npx. */
+/**
+ * pnpm 10 from wherever it can be had: the pnpm running us, PATH, a copy cached by an earlier run,
+ * corepack, or a fresh `npm install` into the cache. turbo looks pnpm up on PATH, so a shim named
+ * `pnpm` is put first on PATH for every child.
+ */
 function findPnpm() {
+  const cache = join(
+    process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'),
+    'xencons',
+    `pnpm-${PNPM_VERSION}`,
+  );
+  const cached = join(cache, 'bin', 'pnpm');
   const execPath = process.env.npm_execpath ?? '';
-  if (/pnpm/.test(execPath) && existsSync(execPath)) return [process.execPath, [execPath]];
-  const onPath = works('pnpm', ['--version']);
-  if (onPath?.startsWith('10.')) return ['pnpm', []];
-  if (works('corepack', [`pnpm@${PNPM_VERSION}`, '--version']))
-    return ['corepack', [`pnpm@${PNPM_VERSION}`]];
-  note(`pnpm ${PNPM_VERSION} not found; fetching it with npx`);
-  return ['npx', ['-y', `pnpm@${PNPM_VERSION}`]];
+  let pnpm;
+  if (/pnpm/.test(execPath) && existsSync(execPath)) pnpm = [process.execPath, [execPath]];
+  else if (works('pnpm', ['--version'])?.startsWith('10.')) pnpm = ['pnpm', []];
+  else if (existsSync(cached) && works(cached, ['--version'])) pnpm = [cached, []];
+  else if (works('corepack', [`pnpm@${PNPM_VERSION}`, '--version']))
+    pnpm = ['corepack', [`pnpm@${PNPM_VERSION}`]];
+  else {
+    note(`pnpm ${PNPM_VERSION} not found; installing it into ${cache}`);
+    const r = spawnSync('npm', ['install', '-g', '--prefix', cache, `pnpm@${PNPM_VERSION}`], {
+      stdio: ['ignore', process.stderr, 'inherit'],
+      env,
+    });
+    if (r.status !== 0 || !existsSync(cached)) fail('could not install pnpm with npm', 1);
+    pnpm = [cached, []];
+  }
+  const shimDir = join(root, 'node_modules', '.xencons-bin');
+  mkdirSync(shimDir, { recursive: true });
+  const quote = (a) => `'${a.replaceAll("'", "'\\''")}'`;
+  writeFileSync(
+    join(shimDir, 'pnpm'),
+    `#!/bin/sh\nexec ${[pnpm[0], ...pnpm[1]].map(quote).join(' ')} "$@"\n`,
+    {
+      mode: 0o755,
+    },
+  );
+  env.PATH = `${shimDir}${delimiter}${env.PATH ?? ''}`;
+  return pnpm;
 }
 
 function mtime(p) {
@@ -92,8 +123,10 @@ function ensureSystemPackages() {
     return;
   }
   const wanted = systemPackages();
+  // dpkg-query's own format syntax, not a template literal.
+  const statusFormat = '-f=$' + '{Status}';
   const missing = wanted.filter(
-    (p) => works('dpkg-query', ['-W', '-f=${Status}', p]) !== 'install ok installed',
+    (p) => works('dpkg-query', ['-W', statusFormat, p]) !== 'install ok installed',
   );
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {
@@ -111,26 +144,18 @@ function ensureSystemPackages() {
   if (r.status !== 0) fail('apt-get install failed', 1);
 }
 
-function build(pnpm) {
+/** Builds the workspace, or with `only` just that package and what it depends on. */
+function build(pnpm, only) {
   if (!works('cargo', ['--version'])) {
     note(
       'cargo not found: @xencons/native will not be built and the pure-TS paths are used (install Rust to build it)',
     );
   }
-  const r = run(
-    pnpm[0],
-    [
-      ...pnpm[1],
-      'exec',
-      'turbo',
-      'run',
-      'build',
-      quiet ? '--output-logs=errors-only' : '--output-logs=new-only',
-    ],
-    {
-      toStderr: quiet,
-    },
-  );
+  const filter = only ? [`--filter=${only}...`] : [];
+  const logs = quiet ? '--output-logs=errors-only' : '--output-logs=new-only';
+  const r = run(pnpm[0], [...pnpm[1], 'exec', 'turbo', 'run', 'build', ...filter, logs], {
+    toStderr: quiet,
+  });
   if (r.status !== 0) fail('build failed', r.status);
 }
 
@@ -138,6 +163,14 @@ function fail(msg, code) {
   note(msg);
   process.exit(code || 1);
 }
+
+/** Each program's package, so only what it needs is built before it runs. */
+const packageOf = {
+  xencons: 'xencons',
+  'xencons-agent': 'xencons-agent',
+  bench: '@xencons/bench',
+  'xen-qemu': '@xencons/xen-qemu',
+};
 
 const programs = {
   xencons: join(root, 'apps', 'dom0', 'dist', 'cli.js'),
@@ -150,7 +183,11 @@ function main() {
   const [major, minor] = process.versions.node.split('.').map(Number);
   if (major < 20 || (major === 20 && minor < 19))
     fail(`Node ${process.versions.node} is too old: xencons needs Node 20.19 or newer`, 1);
-  if (!command) fail('usage: bootstrap.mjs test|demo|bench|xencons|xencons-agent|test-xen|xen-qemu [args...]', 2);
+  if (!command)
+    fail(
+      'usage: bootstrap.mjs test|demo|bench|xencons|xencons-agent|test-xen|xen-qemu [args...]',
+      2,
+    );
   const pnpm = findPnpm();
   ensureInstalled(pnpm);
   if (command === 'test') {
@@ -168,18 +205,19 @@ function main() {
     return;
   }
   if (command === 'demo') {
-    build(pnpm);
+    build(pnpm, 'xencons');
     const r = run(process.execPath, [programs.xencons, 'demo', ...args]);
     process.exit(r.status);
   }
   if (command === 'test-xen') {
+    // The harness shares every built package with dom0, so everything is built.
     build(pnpm);
     const r = run(process.execPath, [programs['xen-qemu'], 'test', ...args]);
     process.exit(r.status);
   }
   const program = programs[command];
   if (!program) fail(`unknown command: ${command}`, 2);
-  build(pnpm);
+  build(pnpm, packageOf[command]);
   const r = run(process.execPath, [program, ...args]);
   process.exit(r.status);
 }

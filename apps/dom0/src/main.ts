@@ -1,3 +1,4 @@
+import { runDemo } from './demo/demo.js';
 import type { ProgramIo } from './io.js';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, sigint: 130, sigterm: 143 } as const;
@@ -10,7 +11,7 @@ const PLANNED: Record<string, string> = {
   list: 'list domains and consoles (issue 6)',
   log: 'show a guest console log (issue 6)',
   daemon: 'run the console daemon (issue 6)',
-  demo: 'run the demo on a simulated host (issue 6)',
+  demo: 'a shell in a guest process through a shared console page (the full demo: issue 6)',
   xs: 'xenstore commands (issue 4)',
   sim: 'simulated Xen host (issue 5)',
   debug: 'send a debug key to a guest agent (issue 7)',
@@ -43,6 +44,7 @@ export async function main(argv: readonly string[], io: ProgramIo): Promise<numb
     io.stdout.write(`${VERSION}\n`);
     return EXIT.ok;
   }
+  if (command === 'demo') return await runDemo(io);
   if (command in PLANNED) {
     io.stderr.write(`xencons ${command}: not built yet: ${PLANNED[command]}\n`);
     return EXIT.failure;

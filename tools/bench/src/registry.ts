@@ -1,4 +1,5 @@
+import { ringBench } from './benches/ring.js';
 import type { Bench } from './result.js';
 
 /** Every benchmark, by name; `pnpm bench` with no name runs them all. */
-export const benches: readonly Bench[] = [];
+export const benches: readonly Bench[] = [ringBench];

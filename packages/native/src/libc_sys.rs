@@ -1,0 +1,119 @@
+//! Hand-declared libc functions and Linux constants (x86_64 and aarch64; glibc and musl).
+//!
+//! Only what std does not already offer: mmap, ioctl, poll, epoll, eventfd, statx, fcntl.
+//! Constant values are the asm-generic ones shared by both architectures.
+
+#![allow(non_camel_case_types, dead_code)]
+
+use std::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void};
+
+/// The ioctl request type: `unsigned long` in glibc, `int` in musl.
+#[cfg(not(target_env = "musl"))]
+pub type IoctlRequest = c_ulong;
+#[cfg(target_env = "musl")]
+pub type IoctlRequest = c_int;
+
+#[repr(C)]
+pub struct pollfd {
+    pub fd: c_int,
+    pub events: i16,
+    pub revents: i16,
+}
+
+/// `struct epoll_event` is packed on x86_64 only (12 bytes); 16 bytes elsewhere.
+#[cfg_attr(target_arch = "x86_64", repr(C, packed))]
+#[cfg_attr(not(target_arch = "x86_64"), repr(C))]
+#[derive(Clone, Copy)]
+pub struct epoll_event {
+    pub events: u32,
+    pub data: u64,
+}
+
+/// `struct statx` (arch-independent, 256 bytes). Only type and size are read.
+#[repr(C)]
+pub struct statx_buf {
+    pub stx_mask: u32,
+    pub stx_blksize: u32,
+    pub stx_attributes: u64,
+    pub stx_nlink: u32,
+    pub stx_uid: u32,
+    pub stx_gid: u32,
+    pub stx_mode: u16,
+    pub spare0: u16,
+    pub stx_ino: u64,
+    pub stx_size: u64,
+    pub rest: [u64; 26],
+}
+
+extern "C" {
+    pub fn mmap(
+        addr: *mut c_void,
+        len: usize,
+        prot: c_int,
+        flags: c_int,
+        fd: c_int,
+        offset: i64,
+    ) -> *mut c_void;
+    pub fn munmap(addr: *mut c_void, len: usize) -> c_int;
+    pub fn ioctl(fd: c_int, request: IoctlRequest, ...) -> c_int;
+    pub fn fcntl(fd: c_int, cmd: c_int, ...) -> c_int;
+    pub fn close(fd: c_int) -> c_int;
+    pub fn read(fd: c_int, buf: *mut c_void, count: usize) -> isize;
+    pub fn write(fd: c_int, buf: *const c_void, count: usize) -> isize;
+    pub fn poll(fds: *mut pollfd, nfds: c_ulong, timeout: c_int) -> c_int;
+    pub fn sysconf(name: c_int) -> c_long;
+    pub fn epoll_create1(flags: c_int) -> c_int;
+    pub fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event) -> c_int;
+    pub fn epoll_wait(epfd: c_int, events: *mut epoll_event, maxevents: c_int, timeout: c_int) -> c_int;
+    pub fn eventfd(initval: c_uint, flags: c_int) -> c_int;
+    pub fn statx(
+        dirfd: c_int,
+        pathname: *const c_char,
+        flags: c_int,
+        mask: c_uint,
+        statxbuf: *mut statx_buf,
+    ) -> c_int;
+}
+
+pub const PROT_READ: c_int = 1;
+pub const PROT_WRITE: c_int = 2;
+pub const MAP_SHARED: c_int = 1;
+pub const MAP_FAILED: *mut c_void = !0usize as *mut c_void;
+
+pub const F_DUPFD_CLOEXEC: c_int = 1030;
+
+pub const POLLIN: i16 = 0x001;
+pub const POLLPRI: i16 = 0x002;
+pub const POLLOUT: i16 = 0x004;
+pub const POLLERR: i16 = 0x008;
+pub const POLLHUP: i16 = 0x010;
+pub const POLLNVAL: i16 = 0x020;
+
+pub const EPOLL_CLOEXEC: c_int = 0o2000000;
+pub const EPOLL_CTL_ADD: c_int = 1;
+pub const EPOLL_CTL_DEL: c_int = 2;
+pub const EPOLL_CTL_MOD: c_int = 3;
+pub const EPOLLIN: u32 = 0x001;
+pub const EPOLLONESHOT: u32 = 1 << 30;
+
+pub const EFD_CLOEXEC: c_int = 0o2000000;
+pub const EFD_NONBLOCK: c_int = 0o4000;
+
+pub const AT_EMPTY_PATH: c_int = 0x1000;
+pub const STATX_TYPE: c_uint = 0x1;
+pub const STATX_SIZE: c_uint = 0x200;
+pub const S_IFMT: u16 = 0o170000;
+pub const S_IFREG: u16 = 0o100000;
+
+pub const SC_PAGESIZE: c_int = 30;
+
+pub const ENOENT: i32 = 2;
+pub const EINTR: i32 = 4;
+pub const EBADF: i32 = 9;
+pub const EAGAIN: i32 = 11;
+pub const ENOSYS: i32 = 38;
+
+/// errno of the last failed libc call on this thread.
+pub fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
