@@ -1,3 +1,4 @@
+import { runXs } from './commands/xs.js';
 import { runDemo } from './demo/demo.js';
 import type { ProgramIo } from './io.js';
 
@@ -5,16 +6,29 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, sigint: 130, sigterm: 143 } a
 
 const VERSION = '0.0.0';
 
-/** Commands and the issue that brings each one; only those with a handler run today. */
-const PLANNED: Record<string, string> = {
-  console: 'attach to a guest console (issue 6)',
-  list: 'list domains and consoles (issue 6)',
-  log: 'show a guest console log (issue 6)',
-  daemon: 'run the console daemon (issue 6)',
-  demo: 'a shell in a guest process through a shared console page (the full demo: issue 6)',
-  xs: 'xenstore commands (issue 4)',
-  sim: 'simulated Xen host (issue 5)',
-  debug: 'send a debug key to a guest agent (issue 7)',
+type Handler = (argv: readonly string[], io: ProgramIo) => Promise<number>;
+
+interface Command {
+  readonly summary: string;
+  /** Absent while the issue that brings the command is open. */
+  readonly run?: Handler;
+}
+
+const COMMANDS: Record<string, Command> = {
+  console: { summary: 'attach to a guest console (issue 6)' },
+  list: { summary: 'list domains and consoles (issue 6)' },
+  log: { summary: 'show a guest console log (issue 6)' },
+  daemon: { summary: 'run the console daemon (issue 6)' },
+  demo: {
+    summary: 'a shell in a guest process through a shared console page (full demo: issue 6)',
+    run: (_argv, io) => runDemo(io),
+  },
+  xs: {
+    summary: 'read|write|ls|rm|mkdir|watch|perms|chmod xenstore nodes (xencons xs --help)',
+    run: (argv, io) => runXs(argv, io),
+  },
+  sim: { summary: 'simulated Xen host (issue 5)' },
+  debug: { summary: 'send a debug key to a guest agent (issue 7)' },
 };
 
 export const HELP = `xencons: Xen PV consoles from dom0
@@ -22,8 +36,8 @@ export const HELP = `xencons: Xen PV consoles from dom0
 Usage: xencons <command> [options]
 
 Commands:
-${Object.entries(PLANNED)
-  .map(([name, what]) => `  ${name.padEnd(10)} ${what}`)
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`)
   .join('\n')}
 
 Options:
@@ -44,11 +58,14 @@ export async function main(argv: readonly string[], io: ProgramIo): Promise<numb
     io.stdout.write(`${VERSION}\n`);
     return EXIT.ok;
   }
-  if (command === 'demo') return await runDemo(io);
-  if (command in PLANNED) {
-    io.stderr.write(`xencons ${command}: not built yet: ${PLANNED[command]}\n`);
+  const entry = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (entry === undefined) {
+    io.stderr.write(`xencons: unknown command '${command}'. Run 'xencons --help'.\n`);
+    return EXIT.usage;
+  }
+  if (entry.run === undefined) {
+    io.stderr.write(`xencons ${command}: not built yet: ${entry.summary}\n`);
     return EXIT.failure;
   }
-  io.stderr.write(`xencons: unknown command '${command}'. Run 'xencons --help'.\n`);
-  return EXIT.usage;
+  return await entry.run(argv.slice(1), io);
 }

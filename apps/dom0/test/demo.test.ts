@@ -37,7 +37,7 @@ needs.describe('xencons demo', () => {
       expect(out).toContain('ring-42');
       expect(out).toContain('line-399-');
       expect(out).toContain('done-400');
-      expect(code).toBe(0);
+      expect(code, err).toBe(0);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }

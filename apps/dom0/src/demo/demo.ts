@@ -93,8 +93,11 @@ export async function runDemo(io: ProgramIo, guestScript = defaultGuestScript())
       if (feedIn()) bell.notify();
     };
     const onEnd = () => {
-      // Piped input: give the guest a moment to answer what it was sent, then stop.
-      setTimeout(() => finish(0), 1500);
+      // Piped input ended: pass it on as Ctrl-D, as a terminal would, and let the guest's shell
+      // finish what it was sent; stop it if it has not exited after 10 s.
+      input.push(Buffer.of(0x04));
+      if (feedIn()) bell.notify();
+      setTimeout(() => finish(0), 10_000).unref();
     };
     const onSignal = (signal: NodeJS.Signals) => finish(signal === 'SIGINT' ? 130 : 143);
     process.once('SIGTERM', onSignal);

@@ -10,10 +10,13 @@ export class Doorbell {
   constructor(socket: Duplex, onRing: () => void) {
     this.#socket = socket;
     socket.on('data', () => onRing());
+    // The peer going away (EPIPE, ECONNRESET) is seen through its process exiting; the doorbell
+    // has nothing to add.
+    socket.on('error', () => {});
   }
 
   notify(): void {
-    this.#socket.write(Buffer.of(1));
+    if (!this.#socket.destroyed && this.#socket.writable) this.#socket.write(Buffer.of(1));
   }
 
   close(): void {

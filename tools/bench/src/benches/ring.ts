@@ -1,3 +1,4 @@
+import { loadavg } from 'node:os';
 import { nativeUnavailableReason } from '@xencons/native';
 import {
   NATIVE_THRESHOLD,
@@ -154,6 +155,9 @@ async function* runRing(options: BenchOptions): AsyncIterable<BenchResult> {
     process.stderr.write(`ring: native addon unavailable (${nativeMissing}); ts only\n`);
   }
   const backends = nativeMissing === null ? BACKENDS : (['ts'] as const);
+  // The 1-minute load average when the run started and ended: on a shared machine the figures
+  // only mean something next to it.
+  const loadStart = loadavg()[0] ?? 0;
   const autoPath = ringPair('auto').producer;
 
   for (const chunk of CHUNKS) {
@@ -192,6 +196,8 @@ async function* runRing(options: BenchOptions): AsyncIterable<BenchResult> {
     unit: 'bytes',
     ...(at === undefined ? {} : { nativeOverTs: at.ratio }),
     libraryThreshold: Number.isFinite(NATIVE_THRESHOLD) ? NATIVE_THRESHOLD : 'none',
+    loadStart,
+    loadEnd: loadavg()[0] ?? 0,
     scan: scan.map((s) => `${s.chunk}:${s.ratio.toFixed(2)}`).join(' '),
   };
 }

@@ -1,0 +1,68 @@
+export { decodeMessages, XsDecoder, type XsDecoderOptions } from './decoder.js';
+export {
+  isXsErrorName,
+  XSD_ERRORS,
+  XsError,
+  type XsErrorName,
+  XsProtocolError,
+  xsErrnoName,
+  xsErrnoNumber,
+} from './errors.js';
+export {
+  decodeHeader,
+  encodeMessage,
+  XS_LITTLE_ENDIAN,
+  type XsMessage,
+  XsWriter,
+} from './message.js';
+export { domainPath, isSpecialPath, isSubpath, joinPath, pathProblem } from './paths.js';
+export {
+  countNuls,
+  DirectoryPartReader,
+  decodeStrings,
+  encodeDirectoryPartReply,
+  encodeErrorReply,
+  encodeStrings,
+  encodeWatchEvent,
+  encodeWriteRequest,
+  fromUtf8,
+  OK_PAYLOAD,
+  parseBoolReply,
+  parseDirectoryPartReply,
+  parseDirectoryReply,
+  parseErrorReply,
+  parseOkReply,
+  parseOneArg,
+  parseRequestStrings,
+  parseStringReply,
+  parseU32Reply,
+  parseWatchEvent,
+  parseWriteRequest,
+  utf8,
+} from './payload.js';
+export {
+  acl,
+  formatAcl,
+  formatPerm,
+  parseAcl,
+  parsePerm,
+  XS_ACCESS_LETTER,
+  type XsAccess,
+  type XsAcl,
+  type XsPermEntry,
+} from './perms.js';
+export {
+  isXsType,
+  XENBUS_DEV_PAYLOAD_MAX,
+  XENSTORE_ABS_PATH_MAX,
+  XENSTORE_PAYLOAD_MAX,
+  XENSTORE_REL_PATH_MAX,
+  XS_HEADER_SIZE,
+  XS_TYPE_COUNT,
+  XS_TYPE_COUNT_4_17,
+  XS_WATCH_PATH,
+  XS_WATCH_TOKEN,
+  XsType,
+  type XsTypeName,
+  xsTypeName,
+} from './types.js';

@@ -1,0 +1,232 @@
+import type { Duplex } from 'node:stream';
+import {
+  XENSTORE_PAYLOAD_MAX,
+  XS_HEADER_SIZE,
+  XS_LITTLE_ENDIAN,
+  XsDecoder,
+  type XsMessage,
+  XsType,
+} from '@xencons/xenstore';
+import type { Transaction } from './transaction.js';
+import type { Watch } from './watches.js';
+
+/** How a connection reached the daemon. */
+export type ConnectionKind = 'socket' | 'domain';
+
+export interface ConnectionInit {
+  readonly kind: ConnectionKind;
+  /** The peer's domain: 0 for the dom0 socket. */
+  readonly domid: number;
+  /** Privileged connections bypass permissions and quotas (dom0, the socket, `-p` domain). */
+  readonly privileged: boolean;
+  /** Names the peer in errors and traces, e.g. `socket#3` or `domain 5`. */
+  readonly label: string;
+  /** Bytes of replies and events that may wait for a slow reader before it is dropped. */
+  readonly maxOutputBytes: number;
+  /** Watch events older than this are discarded for unprivileged readers (0 = never). */
+  readonly eventTimeoutMs: number;
+}
+
+/** What the daemon does with a connection's traffic. */
+export interface ConnectionHandler {
+  message(conn: Connection, msg: XsMessage): void;
+  closed(conn: Connection, reason: string): void;
+  /** A reply or event leaves for the peer (for the trace file). */
+  traceOut?(conn: Connection, bytes: Uint8Array): void;
+}
+
+let nextSeq = 0;
+
+/**
+ * One peer of the daemon over a byte stream: the unix socket for dom0 tools, or a guest's
+ * xenstore ring wrapped as a Duplex. Requests are decoded with the 4096-byte limit checked at the
+ * header; a protocol error closes this connection only. Replies and events queue in order; an
+ * event identical to one still queued is dropped (cxenstored `send_event`). While the peer does
+ * not read, no further requests are taken from it; if its queue still outgrows `maxOutputBytes`
+ * (watch events keep coming) the connection is dropped.
+ */
+export class Connection {
+  readonly seq = ++nextSeq;
+  readonly kind: ConnectionKind;
+  readonly domid: number;
+  readonly privileged: boolean;
+  readonly label: string;
+  /** Implicit path for relative names (`get_implicit_path`). */
+  readonly home: string;
+  /** Watches keyed by `path\0token`. */
+  readonly watches = new Map<string, Watch<Connection>>();
+  readonly transactions = new Map<number, Transaction>();
+  /** `next_transaction_id` of cxenstored: starts at 0, ids skip 0 and ids in use. */
+  nextTxId = 0;
+  closed = false;
+  /** True when the daemon dropped this connection because its peer did not read. */
+  dropped = false;
+  /** Why the connection ended, once it has. */
+  closeReason = '';
+
+  readonly #stream: Duplex;
+  readonly #handler: ConnectionHandler;
+  readonly #decoder: XsDecoder;
+  readonly #maxOutput: number;
+  readonly #eventTimeoutMs: number;
+  #queue: Buffer[] = [];
+  /** For queued watch events: their `path\0token` key and expiry; null for replies. */
+  #queueKeys: (string | null)[] = [];
+  #queueTimes: number[] = [];
+  #queuedBytes = 0;
+  readonly #queuedEvents = new Map<string, number>();
+  #flushScheduled = false;
+  #blocked = false;
+  /** Statistics: watch events dropped as duplicates / after their timeout. */
+  coalescedEvents = 0;
+  expiredEvents = 0;
+
+  constructor(stream: Duplex, init: ConnectionInit, handler: ConnectionHandler) {
+    this.kind = init.kind;
+    this.domid = init.domid >>> 0;
+    this.privileged = init.privileged;
+    this.label = init.label;
+    this.home = `/local/domain/${this.domid}`;
+    this.#stream = stream;
+    this.#handler = handler;
+    this.#maxOutput = init.maxOutputBytes;
+    this.#eventTimeoutMs = init.privileged ? 0 : init.eventTimeoutMs;
+    this.#decoder = new XsDecoder({ maxPayload: XENSTORE_PAYLOAD_MAX, peer: init.label });
+    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    stream.on('end', () => this.close('peer closed the connection'));
+    stream.on('close', () => this.close('stream closed'));
+    stream.on('error', (err: Error) => this.close(`stream error: ${err.message}`));
+    stream.on('drain', () => this.#onDrain());
+  }
+
+  /** Bytes waiting for the peer: this connection's queue plus the stream's own buffer. */
+  get pendingBytes(): number {
+    return this.#queuedBytes + this.#stream.writableLength;
+  }
+
+  /** Queues a reply whose payload is a latin1 string (each character one byte). */
+  reply(type: number, reqId: number, txId: number, payload: string): void {
+    const buf = frame(type, reqId, txId, payload);
+    this.#push(buf, null);
+  }
+
+  /** Queues a watch event unless an identical one is still queued (`@` events excepted). */
+  event(path: string, token: string): void {
+    if (this.closed) return;
+    const payload = `${path}\0${token}\0`;
+    if (payload.length > XENSTORE_PAYLOAD_MAX) return;
+    const special = path.charCodeAt(0) === 64;
+    if (!special && this.#queuedEvents.has(payload)) {
+      this.coalescedEvents++;
+      return;
+    }
+    this.#push(frame(XsType.WATCH_EVENT, 0, 0, payload), special ? '' : payload);
+  }
+
+  /** Ends the connection; the daemon forgets its watches and transactions. Idempotent. */
+  close(reason: string, error?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
+    this.#queue = [];
+    this.#queueKeys = [];
+    this.#queueTimes = [];
+    this.#queuedBytes = 0;
+    this.#queuedEvents.clear();
+    if (error === undefined) this.#stream.end();
+    this.#stream.destroy(error);
+    this.#handler.closed(this, reason);
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.closed) return;
+    try {
+      this.#decoder.feed(chunk, (msg) => {
+        if (!this.closed) this.#handler.message(this, msg);
+      });
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      this.close(`protocol error: ${e.message}`, e);
+    }
+  }
+
+  #push(buf: Buffer, eventKey: string | null): void {
+    if (this.closed) return;
+    this.#queue.push(buf);
+    this.#queueKeys.push(eventKey);
+    this.#queueTimes.push(eventKey !== null && this.#eventTimeoutMs > 0 ? Date.now() : 0);
+    this.#queuedBytes += buf.length;
+    if (eventKey) this.#queuedEvents.set(eventKey, (this.#queuedEvents.get(eventKey) ?? 0) + 1);
+    if (this.pendingBytes > this.#maxOutput) {
+      this.dropped = true;
+      this.close(
+        `dropped: ${this.pendingBytes} bytes of replies and events wait for a peer that does not read (limit ${this.#maxOutput})`,
+      );
+      return;
+    }
+    if (!this.#flushScheduled && !this.#blocked) {
+      this.#flushScheduled = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.closed || this.#blocked || this.#queue.length === 0) return;
+    const now = this.#eventTimeoutMs > 0 ? Date.now() : 0;
+    let out: Buffer;
+    if (this.#queue.length === 1 && now === 0) {
+      out = this.#queue[0]!;
+    } else {
+      const parts: Buffer[] = [];
+      for (let i = 0; i < this.#queue.length; i++) {
+        const t = this.#queueTimes[i]!;
+        if (t !== 0 && now - t > this.#eventTimeoutMs) {
+          this.expiredEvents++;
+          continue;
+        }
+        parts.push(this.#queue[i]!);
+      }
+      out = Buffer.concat(parts);
+    }
+    this.#queue = [];
+    this.#queueKeys = [];
+    this.#queueTimes = [];
+    this.#queuedBytes = 0;
+    this.#queuedEvents.clear();
+    this.#handler.traceOut?.(this, out);
+    const ok = this.#stream.write(out);
+    if (!ok) {
+      // The peer is not keeping up: stop taking requests from it until it drains.
+      this.#blocked = true;
+      this.#stream.pause();
+    }
+  }
+
+  #onDrain(): void {
+    if (!this.#blocked || this.closed) return;
+    this.#blocked = false;
+    this.#stream.resume();
+    this.#flush();
+  }
+}
+
+const HEADER = XS_HEADER_SIZE;
+
+function frame(type: number, reqId: number, txId: number, payload: string): Buffer {
+  const len = payload.length;
+  const buf = Buffer.allocUnsafe(HEADER + len);
+  if (XS_LITTLE_ENDIAN) {
+    buf.writeUInt32LE(type, 0);
+    buf.writeUInt32LE(reqId >>> 0, 4);
+    buf.writeUInt32LE(txId >>> 0, 8);
+    buf.writeUInt32LE(len, 12);
+  } else {
+    buf.writeUInt32BE(type, 0);
+    buf.writeUInt32BE(reqId >>> 0, 4);
+    buf.writeUInt32BE(txId >>> 0, 8);
+    buf.writeUInt32BE(len, 12);
+  }
+  if (len > 0) buf.write(payload, HEADER, len, 'latin1');
+  return buf;
+}

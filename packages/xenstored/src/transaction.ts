@@ -1,0 +1,266 @@
+import { type NodeData, TreeNode } from './node.js';
+import { baseName, depthOf, parentOf } from './path.js';
+import type { Perms } from './perms.js';
+import { ownString, type Tree } from './tree.js';
+import type { View } from './view.js';
+
+/** Generation of a node that does not exist (cxenstored's `NO_GENERATION`). */
+const NO_GENERATION = -1;
+
+/** A transaction's private copy of one node. */
+class TxNode implements NodeData {
+  value: string;
+  perms: Perms;
+  generation: number;
+  children: string[];
+
+  constructor(value: string, perms: Perms, generation: number, children: string[]) {
+    this.value = value;
+    this.perms = perms;
+    this.generation = generation;
+    this.children = children;
+  }
+
+  get childCount(): number {
+    return this.children.length;
+  }
+
+  childNames(): string[] {
+    return this.children.slice();
+  }
+
+  childLen(): number {
+    let n = 0;
+    for (const c of this.children) n += c.length + 1;
+    return n;
+  }
+}
+
+/** One node the transaction touched (cxenstored's `struct accessed_node`). */
+interface Accessed {
+  /** Global generation at first access, compared at commit. */
+  readonly generation: number;
+  /** The node as this transaction sees it; null when absent or removed. */
+  node: TxNode | null;
+  modified: boolean;
+  fireWatch: boolean;
+  watchExact: boolean;
+  /** Permissions at first access, for the watch permission check at commit. */
+  readonly oldPerms: Perms | null;
+}
+
+/** Thrown by a view operation to answer the request with an errno name. */
+export class RequestError extends Error {
+  readonly errno: string;
+
+  constructor(errno: string) {
+    super(errno);
+    this.errno = errno;
+  }
+}
+
+/** A pending watch event of a committed transaction. */
+export interface CommitEvent {
+  readonly path: string;
+  readonly exact: boolean;
+  readonly oldPerms: Perms | null;
+}
+
+/**
+ * A transaction with cxenstored 4.17 semantics: every node it touches is copied on first access
+ * (so later reads see that copy, not concurrent changes), its generation is remembered, and the
+ * commit fails with EAGAIN if any of those nodes changed globally in the meantime.
+ */
+export class Transaction implements View {
+  readonly id: number;
+  readonly #tree: Tree;
+  readonly #accessed = new Map<string, Accessed>();
+  /** Net change of owned nodes per domid. */
+  readonly deltas = new Map<number, number>();
+  /** Accessed-node limit (`transaction-nodes` quota) or Infinity. */
+  readonly #maxNodes: number;
+  nodeCreated = false;
+  /** Set when an operation failed half way; the commit then answers ENOMEM, as cxenstored does. */
+  failed = false;
+
+  constructor(id: number, tree: Tree, maxNodes: number) {
+    this.id = id;
+    this.#tree = tree;
+    this.#maxNodes = maxNodes;
+    // cxenstored stamps the transaction with a fresh generation; nothing compares it, but the
+    // counter moves the same way.
+    tree.next();
+  }
+
+  get accessedCount(): number {
+    return this.#accessed.size;
+  }
+
+  get(path: string): NodeData | undefined {
+    return this.#access(path).node ?? undefined;
+  }
+
+  create(path: string, value: string, perms: Perms): void {
+    const parent = this.#access(parentOf(path));
+    if (parent.node === null) throw new Error(`xenstored transaction: no parent for ${path}`);
+    const entry = this.#access(path);
+    parent.node.children.push(baseName(path));
+    parent.node.generation = this.#tree.next();
+    parent.modified = true;
+    entry.node = new TxNode(value, perms, this.#tree.next(), []);
+    entry.modified = true;
+    this.nodeCreated = true;
+    this.#delta(perms[0]!.id, 1);
+  }
+
+  setValue(path: string, value: string): void {
+    const entry = this.#existing(path);
+    entry.node!.value = value;
+    entry.node!.generation = this.#tree.next();
+    entry.modified = true;
+  }
+
+  setPerms(path: string, perms: Perms): void {
+    const entry = this.#existing(path);
+    const node = entry.node!;
+    this.#delta(node.perms[0]!.id, -1);
+    this.#delta(perms[0]!.id, 1);
+    node.perms = perms;
+    node.generation = this.#tree.next();
+    entry.modified = true;
+  }
+
+  remove(path: string): void {
+    const entry = this.#existing(path);
+    const parent = this.#access(parentOf(path));
+    if (parent.node !== null) {
+      const name = baseName(path);
+      const i = parent.node.children.indexOf(name);
+      if (i >= 0) parent.node.children.splice(i, 1);
+      parent.node.generation = this.#tree.next();
+      parent.modified = true;
+    }
+    const gone = entry.node!;
+    this.#delta(gone.perms[0]!.id, -1);
+    entry.node = null;
+    entry.modified = true;
+  }
+
+  /** Records a watch event to fire at commit; a non-exact event replaces an exact one. */
+  queueWatch(path: string, exact: boolean): void {
+    const entry = this.#accessed.get(path);
+    if (entry === undefined) {
+      this.failed = true;
+      return;
+    }
+    if (!entry.fireWatch) {
+      entry.fireWatch = true;
+      entry.watchExact = exact;
+    } else if (!exact) {
+      entry.watchExact = false;
+    }
+  }
+
+  /** Generation check of every accessed node; true when the commit may go ahead. */
+  conflictFree(): boolean {
+    for (const [path, entry] of this.#accessed) {
+      const node = this.#tree.find(path);
+      const now = node === undefined ? NO_GENERATION : node.generation;
+      if (now !== entry.generation) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Applies the modified nodes to the global tree (call after {@link conflictFree}) and returns
+   * the watch events to fire, in access order.
+   */
+  apply(): CommitEvent[] {
+    const tree = this.#tree;
+    const modified: [string, Accessed][] = [];
+    for (const item of this.#accessed) if (item[1].modified) modified.push(item);
+    // Removals first (the subtree goes with its top node), then creations and updates top down,
+    // then every modified node's child order is made the transaction's.
+    const gone: TreeNode[] = [];
+    for (const [path, entry] of modified) {
+      if (entry.node !== null || path === '/') continue;
+      const node = tree.find(path);
+      if (node !== undefined) gone.push(node);
+    }
+    for (const node of gone) {
+      node.parent?.removeChild(node.name);
+      node.parent = null;
+      tree.size--;
+    }
+    const live = modified.filter(([, e]) => e.node !== null);
+    live.sort((a, b) => depthOf(a[0]) - depthOf(b[0]));
+    const nodes: [TreeNode, TxNode][] = [];
+    for (const [path, entry] of live) {
+      const data = entry.node!;
+      let node = tree.find(path);
+      if (node === undefined) {
+        const parent = tree.find(parentOf(path));
+        if (parent === undefined) continue;
+        node = new TreeNode(ownString(baseName(path)), parent, data.value, data.perms, 0);
+        parent.addChild(node);
+        tree.size++;
+      }
+      node.value = data.value;
+      node.perms = data.perms;
+      node.generation = tree.next();
+      nodes.push([node, data]);
+    }
+    for (const [node, data] of nodes) {
+      const old = node.children;
+      if (data.children.length === 0) {
+        node.children = null;
+        continue;
+      }
+      const next = new Map<string, TreeNode>();
+      for (const name of data.children) {
+        const child = old?.get(name);
+        if (child !== undefined) next.set(name, child);
+      }
+      node.children = next;
+    }
+    for (const [domid, delta] of this.deltas) tree.adjustOwned(domid, delta);
+    const events: CommitEvent[] = [];
+    for (const [path, entry] of this.#accessed) {
+      if (entry.fireWatch) events.push({ path, exact: entry.watchExact, oldPerms: entry.oldPerms });
+    }
+    return events;
+  }
+
+  #existing(path: string): Accessed {
+    const entry = this.#access(path);
+    if (entry.node === null) throw new Error(`xenstored transaction: ${path} does not exist`);
+    return entry;
+  }
+
+  #access(path: string): Accessed {
+    let entry = this.#accessed.get(path);
+    if (entry !== undefined) return entry;
+    if (this.#accessed.size >= this.#maxNodes) {
+      this.failed = true;
+      throw new RequestError('ENOSPC');
+    }
+    const node = this.#tree.find(path);
+    entry = {
+      generation: node === undefined ? NO_GENERATION : node.generation,
+      node:
+        node === undefined
+          ? null
+          : new TxNode(node.value, node.perms, node.generation, node.childNames()),
+      modified: false,
+      fireWatch: false,
+      watchExact: false,
+      oldPerms: node === undefined ? null : node.perms,
+    };
+    this.#accessed.set(path, entry);
+    return entry;
+  }
+
+  #delta(domid: number, n: number): void {
+    this.deltas.set(domid, (this.deltas.get(domid) ?? 0) + n);
+  }
+}

@@ -1,0 +1,3 @@
+import { xenconsProject } from '../vitest/project.js';
+
+export default xenconsProject('@xencons/test-utils');
