@@ -1,9 +1,3 @@
-import { defineConfig } from 'tsup';
+import { xenconsTsup } from '../tsup-config.js';
 
-export default defineConfig({
-  entry: ['src/cli.ts'],
-  format: ['esm'],
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-});
+export default xenconsTsup(['src/cli.ts']);

@@ -1,2 +1,2 @@
-export { type ProgramIo, processIo } from './io.js';
-export { EXIT, HELP, main } from './main.js';
+export { EXIT, type ProgramIo, processIo } from '@xencons/cli';
+export { main, program, VERSION } from './main.js';

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
+import { captureIo } from '@xencons/cli';
 import { requirement } from '@xencons/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -15,17 +15,8 @@ import { runXs } from '../src/commands/xs.js';
 const exec = promisify(execFile);
 
 function io(env: Record<string, string | undefined> = {}) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => {
-    out += d;
-  });
-  stderr.on('data', (d) => {
-    err += d;
-  });
-  return { io: { stdin: new PassThrough(), stdout, stderr, env }, out: () => out, err: () => err };
+  const c = captureIo(env);
+  return { io: c.io, out: c.stdout, err: c.stderr };
 }
 
 describe('xencons xs without a daemon', () => {

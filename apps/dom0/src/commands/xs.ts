@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import type { ProgramIo } from '@xencons/cli';
 import { isXenconsError } from '@xencons/errors';
 import {
   formatAcl,
@@ -10,7 +11,6 @@ import {
   type XsAcl,
   xenstoredSocketPath,
 } from '@xencons/xenstore';
-import type { ProgramIo } from '../io.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;

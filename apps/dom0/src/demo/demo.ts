@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import type { ProgramIo } from '@xencons/cli';
 import { loadNative, nativeUnavailableReason } from '@xencons/native';
 import { consoleBackendRings } from '@xencons/ring';
-import type { ProgramIo } from '../io.js';
 import { Doorbell } from './doorbell.js';
 
 const ESCAPE = 0x1d; // Ctrl-]
