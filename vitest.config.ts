@@ -4,7 +4,11 @@ import { defineConfig } from 'vitest/config';
 // `vitest.config.ts` (defineProject), so `pnpm vitest run --project @xencons/ring` runs one.
 export default defineConfig({
   test: {
-    projects: ['packages/*/vitest.config.ts', 'apps/*/vitest.config.ts', 'tools/*/vitest.config.ts'],
+    projects: [
+      'packages/*/vitest.config.ts',
+      'apps/*/vitest.config.ts',
+      'tools/*/vitest.config.ts',
+    ],
     reporters: ['default', './tools/vitest/summary-reporter.ts'],
     // Tests spawn processes and map shared pages; two cores are all we have.
     fileParallelism: true,

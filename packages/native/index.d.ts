@@ -9,6 +9,22 @@
 
 /** Result codes returned (never thrown) by the hot ring functions. */
 export declare const RING_CORRUPT: -1;
+/**
+ * Returned (never thrown) by the bound ring functions when the page's buffer was detached (a
+ * native mapping after `unmap()`, a transferred ArrayBuffer) or shrunk since `ringBind`: nothing
+ * was read, written or published.
+ */
+export declare const RING_DETACHED: -2;
+
+declare const ringHandleBrand: unique symbol;
+/**
+ * A ring bound by `ringBind`: an opaque External that only the bound ring functions of the thread
+ * that made it accept. It keeps the page's buffer alive; once the handle is garbage collected,
+ * that reference is released.
+ */
+export interface RingHandle {
+  readonly [ringHandleBrand]: true;
+}
 
 export interface NativeBinding {
   /** Crate version, e.g. `0.0.0`. */
@@ -84,6 +100,45 @@ export interface NativeBinding {
     prodOffset: number,
     consOffset: number,
   ): number;
+
+  // ---- bound rings: the layout validated once, 4 arguments per operation (the hot path) -------
+  //
+  // `ringBind` checks the layout once (same page kinds, rules and ERR_INVALID_ARG errors as
+  // `ringProduce`) and returns a handle holding a strong reference to the page's buffer. Every
+  // operation re-reads that buffer's data pointer and length and compares them with what was
+  // validated: a page that was unmapped (detached), transferred or shrunk below the ring since
+  // binding is never touched, the operation returns RING_DETACHED. A page in a
+  // SharedArrayBuffer (passed as a view) needs no such check: it can be neither detached nor
+  // shrunk.
+  //
+  // `src` / `dst` is a Uint8Array (or Buffer) or an ArrayBuffer; offsets and lengths are bytes.
+  // Copies, orderings and results are those of ringProduce / ringConsume / ringQueued, plus
+  // RING_DETACHED. Anything but a live handle of this thread, and bad spans, throw
+  // ERR_INVALID_ARG.
+  /** Validates a ring inside `page` once; the handle is for ringWrite / ringRead / ringQueuedBound. */
+  ringBind(
+    page: ArrayBuffer | ArrayBufferView,
+    dataOffset: number,
+    size: number,
+    prodOffset: number,
+    consOffset: number,
+  ): RingHandle;
+  /** As `ringProduce` on a bound ring: bytes written (0 when full), RING_CORRUPT or RING_DETACHED. */
+  ringWrite(
+    handle: RingHandle,
+    src: Uint8Array | ArrayBuffer,
+    srcOffset: number,
+    length: number,
+  ): number;
+  /** As `ringConsume` on a bound ring: bytes read (0 when empty), RING_CORRUPT or RING_DETACHED. */
+  ringRead(
+    handle: RingHandle,
+    dst: Uint8Array | ArrayBuffer,
+    dstOffset: number,
+    length: number,
+  ): number;
+  /** As `ringQueued` on a bound ring: `prod - cons`, RING_CORRUPT or RING_DETACHED. */
+  ringQueuedBound(handle: RingHandle): number;
 
   // ---- /dev/xen/evtchn (fds are opened by JS: fs.openSync('/dev/xen/evtchn', 'r+')) --------
   evtchnBindInterdomain(fd: number, remoteDomain: number, remotePort: number): number;

@@ -16,6 +16,8 @@ const SUPPORTED = new Set(['linux-x64', 'linux-arm64']);
 
 /** Result codes returned (never thrown) by the hot ring functions. */
 export const RING_CORRUPT = -1;
+/** Returned by the bound ring functions when the page was unmapped (detached) or shrunk. */
+export const RING_DETACHED = -2;
 
 /** @type {{ binding: import('./index.js').NativeBinding | null, reason: string | null, path: string | null } | undefined} */
 let state;
@@ -45,7 +47,9 @@ function tryLoad(path) {
     if (typeof binding?.ringProduce !== 'function' || typeof binding?.version !== 'string') {
       return { reason: `${path} is not a xencons-native binary` };
     }
-    return { binding };
+    // A copy with fast properties: the addon's exports object is in dictionary mode (N-API adds
+    // its ~40 properties one by one), so every `binding.ringWrite` load would be a hash lookup.
+    return { binding: Object.freeze({ ...binding }) };
   } catch (err) {
     return {
       reason: `failed to load ${path}: ${err instanceof Error ? err.message : String(err)}`,

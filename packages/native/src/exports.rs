@@ -5,8 +5,9 @@
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
 
+use crate::bound::{self, RING_DETACHED};
 use crate::map;
-use crate::napi::{export, Env, Error, Handler, Result, MAX_ARGS, MAX_SAFE_INTEGER};
+use crate::napi::{export, Env, Error, Handler, HandlerN, Result, MAX_ARGS, MAX_SAFE_INTEGER};
 use crate::napi_sys::napi_value;
 use crate::poller;
 use crate::ring::{check_range, Ring};
@@ -107,6 +108,56 @@ unsafe fn ring_queued(env: Env, a: &Args) -> Result<napi_value> {
     let cons = env.uint_arg(a[3], "consOffset", MAX_SAFE_INTEGER)?;
     let ring = Ring::new(page, page_len, None, size, prod, cons)?;
     env.int32(ring.queued())
+}
+
+// ---- bound rings (the hot path: layout validated once, 4 arguments per call) ------------------
+
+/// Arguments of the bound ring functions: handle, buffer, offset, length.
+type Args4 = [napi_value; 4];
+
+unsafe fn ring_bind(env: Env, a: &Args) -> Result<napi_value> {
+    let data = env.uint_arg(a[1], "dataOffset", MAX_SAFE_INTEGER)?;
+    let size = env.uint_arg(a[2], "size", MAX_SAFE_INTEGER)?;
+    let prod = env.uint_arg(a[3], "prodOffset", MAX_SAFE_INTEGER)?;
+    let cons = env.uint_arg(a[4], "consOffset", MAX_SAFE_INTEGER)?;
+    bound::bind(env, a[0], data, size, prod, cons)
+}
+
+/// `buffer[offset..offset + length]` of an ArrayBuffer or Uint8Array, checked.
+#[inline(always)]
+unsafe fn span(env: Env, a: &Args4, name: &str, offset_name: &str) -> Result<(*mut u8, usize)> {
+    let (buf, buf_len) = env.byte_buffer_arg(a[1], name)?;
+    let offset = env.uint_arg(a[2], offset_name, MAX_SAFE_INTEGER)?;
+    let length = env.uint_arg(a[3], "length", MAX_SAFE_INTEGER)?;
+    check_range(name, offset, length, buf_len)?;
+    Ok((buf.wrapping_add(offset as usize), length as usize))
+}
+
+unsafe fn ring_write(env: Env, a: &Args4) -> Result<napi_value> {
+    let ring = bound::lookup(env, a[0])?;
+    let (src, len) = span(env, a, "src", "srcOffset")?;
+    // Nothing between the page check in lookup() and the copy can run JS (so nothing can
+    // detach the page or the source in between).
+    env.int32(match ring {
+        Some(ring) => ring.produce(src, len),
+        None => RING_DETACHED,
+    })
+}
+
+unsafe fn ring_read(env: Env, a: &Args4) -> Result<napi_value> {
+    let ring = bound::lookup(env, a[0])?;
+    let (dst, len) = span(env, a, "dst", "dstOffset")?;
+    env.int32(match ring {
+        Some(ring) => ring.consume(dst, len),
+        None => RING_DETACHED,
+    })
+}
+
+unsafe fn ring_queued_bound(env: Env, a: &Args4) -> Result<napi_value> {
+    env.int32(match bound::lookup(env, a[0])? {
+        Some(ring) => ring.queued(),
+        None => RING_DETACHED,
+    })
 }
 
 // ---- /dev/xen/evtchn ----------------------------------------------------------------------------
@@ -270,6 +321,7 @@ const FUNCTIONS: &[(&std::ffi::CStr, Handler)] = &[
     (c"ringProduce", ring_produce),
     (c"ringConsume", ring_consume),
     (c"ringQueued", ring_queued),
+    (c"ringBind", ring_bind),
     (c"evtchnBindInterdomain", evtchn_bind_interdomain),
     (c"evtchnBindUnboundPort", evtchn_bind_unbound_port),
     (c"evtchnBindVirq", evtchn_bind_virq),
@@ -291,6 +343,10 @@ const FUNCTIONS: &[(&std::ffi::CStr, Handler)] = &[
     (c"testPanic", test_panic),
 ];
 
+/// The hot bound-ring functions: they unpack only the 4 arguments they take.
+const FUNCTIONS_4: &[(&std::ffi::CStr, HandlerN<4>)] =
+    &[(c"ringWrite", ring_write), (c"ringRead", ring_read), (c"ringQueuedBound", ring_queued_bound)];
+
 fn number_table(env: Env, entries: &[(&str, u32)]) -> Result<napi_value> {
     let o = env.object()?;
     for (name, value) in entries {
@@ -302,6 +358,9 @@ fn number_table(env: Env, entries: &[(&str, u32)]) -> Result<napi_value> {
 
 pub fn register(env: Env, exports: napi_value) -> Result<()> {
     for (name, handler) in FUNCTIONS {
+        export(env, exports, name, *handler)?;
+    }
+    for (name, handler) in FUNCTIONS_4 {
         export(env, exports, name, *handler)?;
     }
     env.set(exports, c"version", env.string(env!("CARGO_PKG_VERSION"))?)?;

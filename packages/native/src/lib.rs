@@ -6,7 +6,9 @@
 //! - `exports`: the functions exported to JS.
 //! - `map`, `ring`, `xen`, `poller`: page mappings, fenced ring copies, /dev/xen devices, and the
 //!   epoll thread.
+//! - `bound`: ring handles (a layout validated once, its page re-checked cheaply on each call).
 
+mod bound;
 mod errno;
 mod exports;
 mod libc_sys;

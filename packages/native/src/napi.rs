@@ -143,17 +143,22 @@ impl Env {
     // ---- argument conversion (validating; errors are ERR_INVALID_ARG) -------------------
 
     /// A number that must be an integer in `0..=max` (max at most 2^53 - 1).
-    #[inline]
+    #[inline(always)]
     pub fn uint_arg(self, v: napi_value, name: &str, max: u64) -> Result<u64> {
         let mut d = 0f64;
         if unsafe { napi_get_value_double(self.0, v, &mut d) } != NAPI_OK {
-            return Err(Error::invalid(format!("{name} must be a number")));
+            return Err(not_a_number(name));
         }
-        // Also rejects NaN (every comparison is false) and fractions.
-        if d >= 0.0 && d <= max as f64 && d == d.trunc() {
-            Ok(d as u64)
+        // Up to 2^53 a double is an integer exactly when it survives the round trip through i64:
+        // NaN saturates to 0 (≠ NaN), fractions lose their part, negatives fail `n >= 0` (-0 is
+        // 0), anything at or above 2^63 comes back as 2^63 and fails `<= max`. Signed, because
+        // x86-64 converts i64 ⇄ f64 in one instruction each but u64 only with fix-ups, and
+        // because `d.trunc()` is a libm call there.
+        let n = d as i64;
+        if n as f64 == d && n >= 0 && n as u64 <= max {
+            Ok(n as u64)
         } else {
-            Err(Error::invalid(format!("{name} must be an integer in 0..={max}, got {d}")))
+            Err(not_an_index(name, max, d))
         }
     }
     #[inline]
@@ -240,6 +245,27 @@ impl Env {
         Err(Error::invalid(format!(
             "{name} must be an ArrayBuffer, a TypedArray or a DataView (wrap a SharedArrayBuffer in a Uint8Array)"
         )))
+    }
+
+    /// The bytes of a Uint8Array (or Buffer), or of an ArrayBuffer: data pointer and byte length.
+    /// A detached buffer is (null, 0).
+    ///
+    /// Views are tried first: they are what the ring package passes (asking JS for `view.buffer`
+    /// and `view.byteOffset` costs more than any query here). `napi_get_buffer_info` is the
+    /// cheapest view query: it reports the byte length directly instead of walking the typed
+    /// array kinds. Node accepts any ArrayBufferView there (a DataView or a Uint16Array gives
+    /// its bytes), which is harmless: offsets and lengths are bytes and checked against it.
+    #[inline(always)]
+    pub fn byte_buffer_arg(self, v: napi_value, name: &str) -> Result<(*mut u8, usize)> {
+        let mut data = ptr::null_mut();
+        let mut len = 0usize;
+        if unsafe { napi_get_buffer_info(self.0, v, &mut data, &mut len) } == NAPI_OK {
+            return Ok((data as *mut u8, len));
+        }
+        if unsafe { napi_get_arraybuffer_info(self.0, v, &mut data, &mut len) } == NAPI_OK {
+            return Ok((data as *mut u8, len));
+        }
+        Err(not_bytes(name))
     }
 
     /// A Uint8Array (or Buffer, or Uint8ClampedArray): data pointer and byte length.
@@ -384,7 +410,25 @@ impl Env {
 
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
-fn typed_array_element_size(ty: napi_typedarray_type) -> usize {
+#[cold]
+#[inline(never)]
+fn not_a_number(name: &str) -> Error {
+    Error::invalid(format!("{name} must be a number"))
+}
+
+#[cold]
+#[inline(never)]
+fn not_bytes(name: &str) -> Error {
+    Error::invalid(format!("{name} must be a Uint8Array or an ArrayBuffer"))
+}
+
+#[cold]
+#[inline(never)]
+fn not_an_index(name: &str, max: u64, got: f64) -> Error {
+    Error::invalid(format!("{name} must be an integer in 0..={max}, got {got}"))
+}
+
+pub(crate) fn typed_array_element_size(ty: napi_typedarray_type) -> usize {
     match ty {
         0..=2 => 1,
         3 | 4 => 2,
@@ -395,8 +439,11 @@ fn typed_array_element_size(ty: napi_typedarray_type) -> usize {
 
 // ---- exported functions and panics ----------------------------------------------------------
 
-/// The signature of every exported function. Arguments beyond those passed are `undefined`.
-pub type Handler = unsafe fn(Env, &[napi_value; MAX_ARGS]) -> Result<napi_value>;
+/// The signature of an exported function of `N` arguments; those not passed are `undefined`,
+/// those past `N` are ignored.
+pub type HandlerN<const N: usize> = unsafe fn(Env, &[napi_value; N]) -> Result<napi_value>;
+/// Most exported functions: up to `MAX_ARGS` arguments.
+pub type Handler = HandlerN<MAX_ARGS>;
 
 thread_local! {
     static CATCHING: Cell<u32> = const { Cell::new(0) };
@@ -451,10 +498,11 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     }
 }
 
-/// The single C entry point of every exported function: the handler travels in `data`.
-pub unsafe extern "C" fn trampoline(env: napi_env, info: napi_callback_info) -> napi_value {
-    let mut argc = MAX_ARGS;
-    let mut argv: [napi_value; MAX_ARGS] = [ptr::null_mut(); MAX_ARGS];
+/// The single C entry point of every exported function: the handler travels in `data`. `N` is
+/// the handler's argument count, so hot functions with few arguments unpack no more than they use.
+pub unsafe extern "C" fn trampoline<const N: usize>(env: napi_env, info: napi_callback_info) -> napi_value {
+    let mut argc = N;
+    let mut argv: [napi_value; N] = [ptr::null_mut(); N];
     let mut data: *mut c_void = ptr::null_mut();
     let st = napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), &mut data);
     let env = Env(env);
@@ -462,8 +510,8 @@ pub unsafe extern "C" fn trampoline(env: napi_env, info: napi_callback_info) -> 
         env.throw(Error::Napi { status: st, call: "napi_get_cb_info" });
         return ptr::null_mut();
     }
-    // SAFETY: `data` was set from a `Handler` in `export()` and never changes.
-    let handler: Handler = std::mem::transmute::<*mut c_void, Handler>(data);
+    // SAFETY: `data` was set from a `HandlerN<N>` in `export()` and never changes.
+    let handler = std::mem::transmute::<*mut c_void, HandlerN<N>>(data);
     match guard(|| handler(env, &argv)) {
         Ok(v) => v,
         Err(e) => {
@@ -474,7 +522,12 @@ pub unsafe extern "C" fn trampoline(env: napi_env, info: napi_callback_info) -> 
 }
 
 /// Adds `name: function` to `exports`, dispatching to `handler` through the trampoline.
-pub fn export(env: Env, exports: napi_value, name: &CStr, handler: Handler) -> Result<()> {
-    let f = env.function(name, Some(trampoline), handler as *mut c_void)?;
+pub fn export<const N: usize>(
+    env: Env,
+    exports: napi_value,
+    name: &CStr,
+    handler: HandlerN<N>,
+) -> Result<()> {
+    let f = env.function(name, Some(trampoline::<N>), handler as *mut c_void)?;
     env.set(exports, name, f)
 }

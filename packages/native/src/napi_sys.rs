@@ -200,6 +200,12 @@ extern "C" {
         arraybuffer: *mut napi_value,
         byte_offset: *mut usize,
     ) -> napi_status;
+    pub fn napi_get_buffer_info(
+        env: napi_env,
+        value: napi_value,
+        data: *mut *mut c_void,
+        length: *mut usize,
+    ) -> napi_status;
     pub fn napi_get_dataview_info(
         env: napi_env,
         dataview: napi_value,
@@ -208,6 +214,17 @@ extern "C" {
         arraybuffer: *mut napi_value,
         byte_offset: *mut usize,
     ) -> napi_status;
+
+    // ---- externals (opaque handles) ----
+    pub fn napi_create_external(
+        env: napi_env,
+        data: *mut c_void,
+        finalize_cb: napi_finalize,
+        finalize_hint: *mut c_void,
+        result: *mut napi_value,
+    ) -> napi_status;
+    pub fn napi_get_value_external(env: napi_env, value: napi_value, result: *mut *mut c_void)
+        -> napi_status;
 
     // ---- references ----
     pub fn napi_create_reference(

@@ -17,6 +17,7 @@ pub const RING_CORRUPT: i32 = -1;
 const MAX_RING_SIZE: u64 = 1 << 30;
 
 /// A validated ring inside a page: every pointer derived from it stays inside the page.
+#[derive(Clone, Copy)]
 pub struct Ring {
     data: *mut u8,
     mask: u32,

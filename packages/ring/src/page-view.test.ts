@@ -1,9 +1,14 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadNative, nativeUnavailableReason } from '@xencons/native';
+import { makeTempDir, requirement } from '@xencons/test-utils';
 import { describe, expect, it } from 'vitest';
 import { XENCONS_INTERFACE } from './console-layout.js';
-import { consoleFrontendRings } from './console-rings.js';
+import { consoleBackendRings, consoleFrontendRings } from './console-rings.js';
 import { PageView } from './page-view.js';
 import { RingConsumer } from './ring-consumer.js';
 import { RingProducer } from './ring-producer.js';
+import { BACKENDS } from './test-support.js';
 
 describe('PageView', () => {
   it('views a whole ArrayBuffer or SharedArrayBuffer', () => {
@@ -57,23 +62,54 @@ describe('PageView', () => {
       expect.objectContaining({ code: 'ERR_INVALID_ARG' }),
     );
   });
+});
 
-  it('operations on a detached buffer throw ERR_RING_DETACHED instead of touching it', () => {
-    const memory = new ArrayBuffer(4096);
-    const page = new PageView(memory);
-    const producer = new RingProducer(page, XENCONS_INTERFACE.out, { backend: 'ts' });
-    const consumer = new RingConsumer(page, XENCONS_INTERFACE.out, { backend: 'ts' });
-    structuredClone(memory, { transfer: [memory] });
-    expect(page.detached).toBe(true);
-    const buf = new Uint8Array(8);
-    expect(() => producer.write(buf)).toThrow(
-      expect.objectContaining({ code: 'ERR_RING_DETACHED' }),
-    );
-    expect(() => consumer.read(buf)).toThrow(
-      expect.objectContaining({ code: 'ERR_RING_DETACHED' }),
-    );
-    expect(() => consumer.available()).toThrow(
-      expect.objectContaining({ code: 'ERR_RING_DETACHED' }),
-    );
+const nativeAddon = requirement('the native addon', nativeUnavailableReason());
+
+describe.each(BACKENDS)('a detached page, backend $name', ({ options, needs }) => {
+  needs.describe(`backend ${options.backend}`, () => {
+    const detached = expect.objectContaining({ code: 'ERR_RING_DETACHED' });
+
+    it('operations on a transferred buffer throw ERR_RING_DETACHED instead of touching it', () => {
+      const memory = new ArrayBuffer(4096);
+      const page = new PageView(memory);
+      const producer = new RingProducer(page, XENCONS_INTERFACE.out, options);
+      const consumer = new RingConsumer(page, XENCONS_INTERFACE.out, options);
+      expect(producer.write(Uint8Array.of(1, 2, 3))).toBe(3);
+      const moved = structuredClone(memory, { transfer: [memory] });
+      expect(page.detached).toBe(true);
+      const buf = new Uint8Array(8).fill(0xaa);
+      expect(() => producer.write(buf)).toThrow(detached);
+      expect(() => consumer.read(buf)).toThrow(detached);
+      expect(() => consumer.available()).toThrow(detached);
+      expect(buf.every((x) => x === 0xaa)).toBe(true);
+      expect(new PageView(moved).loadU32(XENCONS_INTERFACE.out.prodOffset)).toBe(3);
+    });
+
+    nativeAddon.describe('over a native mapping', () => {
+      it('operations after unmap() throw ERR_RING_DETACHED and never reach the old address', () => {
+        const native = loadNative()!;
+        const dir = makeTempDir('xencons-ring-');
+        try {
+          const path = join(dir.path, 'page');
+          writeFileSync(path, new Uint8Array(4096));
+          const mapping = native.mapFile(path, 0, 4096, true);
+          const rings = consoleBackendRings(mapping, options);
+          expect(rings.in.write(Uint8Array.of(7, 8, 9))).toBe(3);
+          native.unmap(mapping);
+          // Very likely at the address just freed: the stale rings must not reach it.
+          const fresh = native.mapFile(path, 0, 4096, true);
+          try {
+            expect(() => rings.in.write(Uint8Array.of(1))).toThrow(detached);
+            expect(() => rings.out.read(new Uint8Array(8))).toThrow(detached);
+            expect(new PageView(fresh).loadU32(XENCONS_INTERFACE.in.prodOffset)).toBe(3);
+          } finally {
+            native.unmap(fresh);
+          }
+        } finally {
+          dir.remove();
+        }
+      });
+    });
   });
 });

@@ -15,21 +15,14 @@ export class RingConsumer extends RingEndpoint {
    */
   read(dst: Uint8Array, offset = 0, length: number = dst.length - offset): number {
     checkSpan('read', dst, offset, length);
-    this.assertAttached();
-    if (this.native !== null && length >= this.nativeThreshold) {
-      const n = this.native.ringConsume(
-        this.bytes,
-        this.dataOffset,
-        this.size,
-        this.prodOffset,
-        this.consOffset,
-        dst,
-        offset,
-        length,
-      );
-      if (n < 0) throw this.nativeCorrupt();
+    const nativeRing = this.nativeRing;
+    if (nativeRing !== null && length >= this.nativeThreshold) {
+      // The addon checks that the page is still attached (RING_DETACHED otherwise).
+      const n = nativeRing.read(nativeRing.handle, dst, offset, length);
+      if (n < 0) throw this.nativeFailure(n);
       return n;
     }
+    this.assertAttached();
     const cons = this.words[this.consWord]!;
     const n = this.#copyOut(cons, dst, offset, length);
     if (n !== 0) Atomics.store(this.words, this.consWord, (cons + n) >>> 0);

@@ -1,7 +1,10 @@
 import { XenconsError } from '@xencons/errors';
-import type { NativeBinding } from '@xencons/native';
+import { RING_DETACHED } from '@xencons/native';
 import {
+  bindNativeRing,
+  NATIVE_MAX_RING_SIZE,
   NATIVE_THRESHOLD,
+  type NativeRing,
   nativeBinding,
   type RingBackend,
   requireNativeBinding,
@@ -39,11 +42,10 @@ export abstract class RingEndpoint {
   protected readonly words: Uint32Array;
   protected readonly dataOffset: number;
   protected readonly mask: number;
-  protected readonly prodOffset: number;
-  protected readonly consOffset: number;
   protected readonly prodWord: number;
   protected readonly consWord: number;
-  protected readonly native: NativeBinding | null;
+  /** The ring bound in the native addon, or null when this endpoint never copies natively. */
+  protected readonly nativeRing: NativeRing | null;
 
   constructor(memory: PageMemory | PageView, layout: RingLayout, options: RingOptions = {}) {
     this.page = PageView.of(memory);
@@ -54,18 +56,16 @@ export abstract class RingEndpoint {
     this.words = this.page.words;
     this.dataOffset = layout.dataOffset;
     this.mask = layout.size - 1;
-    this.prodOffset = layout.prodOffset;
-    this.consOffset = layout.consOffset;
     this.prodWord = layout.prodOffset >>> 2;
     this.consWord = layout.consOffset >>> 2;
 
     const backend = options.backend ?? 'auto';
     this.backend = backend;
     if (backend === 'ts') {
-      this.native = null;
+      this.nativeRing = null;
       this.nativeThreshold = Number.POSITIVE_INFINITY;
     } else if (backend === 'native') {
-      this.native = requireNativeBinding();
+      this.nativeRing = bindNativeRing(requireNativeBinding(), this.bytes, this.layout);
       this.nativeThreshold = 0;
     } else if (backend === 'auto') {
       const threshold = options.nativeThreshold ?? NATIVE_THRESHOLD;
@@ -74,8 +74,14 @@ export abstract class RingEndpoint {
           details: { nativeThreshold: threshold },
         });
       }
-      this.native = nativeBinding();
-      this.nativeThreshold = this.native === null ? Number.POSITIVE_INFINITY : threshold;
+      // Bind only when some operation can go native, and only rings the addon takes (the TS
+      // layout check allows 2^31 bytes, the addon 2^30); the TS copy handles the rest.
+      const binding =
+        threshold === Number.POSITIVE_INFINITY || layout.size > NATIVE_MAX_RING_SIZE
+          ? null
+          : nativeBinding();
+      this.nativeRing = binding && bindNativeRing(binding, this.bytes, this.layout);
+      this.nativeThreshold = this.nativeRing === null ? Number.POSITIVE_INFINITY : threshold;
     } else {
       throw new XenconsError(
         'ERR_INVALID_ARG',
@@ -87,7 +93,7 @@ export abstract class RingEndpoint {
 
   /** True when operations of `length` bytes use the native copy. */
   usesNative(length: number): boolean {
-    return this.native !== null && length >= this.nativeThreshold;
+    return this.nativeRing !== null && length >= this.nativeThreshold;
   }
 
   /** Bytes written and not yet consumed. Throws `ERR_RING_CORRUPT` on bad indices. */
@@ -110,8 +116,12 @@ export abstract class RingEndpoint {
     if (this.words.length === 0) throw ringDetached(this.layout);
   }
 
-  /** Turns a native RING_CORRUPT into the typed error (indices re-read for the message). */
-  protected nativeCorrupt(): XenconsError {
+  /**
+   * Turns a negative native result into the typed error: RING_DETACHED (the page was unmapped
+   * or its buffer detached) or RING_CORRUPT (indices re-read for the message).
+   */
+  protected nativeFailure(code: number): XenconsError {
+    if (code === RING_DETACHED) return ringDetached(this.layout);
     return ringCorrupt(
       this.layout,
       Atomics.load(this.words, this.prodWord),

@@ -13,21 +13,14 @@ export class RingProducer extends RingEndpoint {
    */
   write(src: Uint8Array, offset = 0, length: number = src.length - offset): number {
     checkSpan('write', src, offset, length);
-    this.assertAttached();
-    if (this.native !== null && length >= this.nativeThreshold) {
-      const n = this.native.ringProduce(
-        this.bytes,
-        this.dataOffset,
-        this.size,
-        this.prodOffset,
-        this.consOffset,
-        src,
-        offset,
-        length,
-      );
-      if (n < 0) throw this.nativeCorrupt();
+    const nativeRing = this.nativeRing;
+    if (nativeRing !== null && length >= this.nativeThreshold) {
+      // The addon checks that the page is still attached (RING_DETACHED otherwise).
+      const n = nativeRing.write(nativeRing.handle, src, offset, length);
+      if (n < 0) throw this.nativeFailure(n);
       return n;
     }
+    this.assertAttached();
     const words = this.words;
     // The other side's index: loaded once, with acquire (Atomics are sequentially consistent),
     // so its reads of the space we are about to reuse are complete.
