@@ -1,0 +1,166 @@
+#!/bin/sh
+# The xen-qemu checks, run in dom0 by /init once the toolstack is up (share at /mnt/host, payload
+# at /mnt/payload). One result line per check, `PASS name` or `FAIL name: reason`, appended to
+# /mnt/host/out/results.txt and echoed to the console as `XQ-RESULT ...`. Progress markers
+# (`XQ-MARK name`) go to the console, where the host stamps them with its own clock.
+# Settings come from /mnt/host/config.env: XQ_ONLY (grep -E pattern over check names, empty for
+# all), XQ_NONCE (the guest's banner nonce), XQ_XENSTORED (c|ocaml).
+# Every wait is bounded.
+set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
+XQ_ONLY=''
+XQ_NONCE=none
+XQ_XENSTORED=ocaml
+[ -f /mnt/host/config.env ] && . /mnt/host/config.env
+OUT=/mnt/host/out/results.txt
+WORK=/run/xq
+NODE=/mnt/payload/node
+VM=/mnt/payload/vm
+GUEST=xqguest
+LOG=/var/log/xen/console/guest-$GUEST.log
+mkdir -p "$WORK" /mnt/host/out
+: >"$OUT"
+
+mark() { printf '\nXQ-MARK %s\n' "$*"; }
+result() {
+  line="$1 $2"
+  [ -n "${3:-}" ] && line="$line: $(printf '%s' "$3" | tr '\n\r' '  ' | cut -c1-300)"
+  printf '%s\n' "$line" >>"$OUT"
+  printf '\nXQ-RESULT %s\n' "$line"
+}
+pass() { result PASS "$1"; }
+fail() { result FAIL "$1" "$2"; }
+selected() { [ -z "$XQ_ONLY" ] || printf '%s\n' "$1" | grep -Eq -- "$XQ_ONLY"; }
+any_selected() {
+  for n in "$@"; do selected "$n" && return 0; done
+  return 1
+}
+# wait_for SECONDS COMMAND...: polls COMMAND every 0.2 s until it succeeds; false on timeout.
+wait_for() {
+  limit=$(($1 * 5))
+  shift
+  n=0
+  until "$@" >/dev/null 2>&1; do
+    n=$((n + 1))
+    [ $n -le $limit ] || return 1
+    sleep 0.2
+  done
+}
+log_has() { [ -f "$LOG" ] && grep -aq -- "$1" "$LOG"; }
+
+# ---- toolstack -----------------------------------------------------------------------------
+if selected xenstored; then
+  name=$(timeout 10 xenstore-read /local/domain/0/name 2>&1)
+  case "$XQ_XENSTORED" in c) proc=xenstored ;; *) proc=oxenstored ;; esac
+  if [ "$name" != Domain-0 ]; then
+    fail xenstored "xenstore-read /local/domain/0/name gave '$name'"
+  elif ! pidof "$proc" >/dev/null; then
+    fail xenstored "$proc is not the running xenstored ($(pidof xenstored oxenstored))"
+  else
+    pass xenstored
+  fi
+fi
+if selected xl-list; then
+  out=$(timeout 30 xl list 2>&1)
+  if printf '%s\n' "$out" | grep -q '^Domain-0 *0 '; then pass xl-list; else fail xl-list "$out"; fi
+fi
+if selected xenconsoled; then
+  if pidof xenconsoled >/dev/null; then pass xenconsoled; else fail xenconsoled 'not running'; fi
+fi
+if selected dom0-node; then
+  out=$(timeout 60 "$NODE" -e 'console.log(`node ${process.version} ${1 + 1}`)' 2>&1)
+  case "$out" in
+    "node v"*" 2") pass dom0-node ;;
+    *) fail dom0-node "$NODE: $out" ;;
+  esac
+fi
+
+# ---- a PV guest and its console ------------------------------------------------------------
+NATIVE_CHECKS='native native-load native-evtchn native-grant-map native-console-page native-ring-codec'
+GUEST_CHECKS='guest-create guest-console-log guest-console-pty guest-node guest-destroy native-console-page native-ring-codec'
+domid=''
+if any_selected $GUEST_CHECKS; then
+  mark guest-create
+  if out=$(NONCE=$XQ_NONCE sh "$VM/guest-up.sh" 2>&1) && domid=$(xl domid $GUEST 2>/dev/null); then
+    mark guest-created "$domid"
+    selected guest-create && pass guest-create
+  else
+    domid=''
+    selected guest-create && fail guest-create "xl create: $out"
+    printf '%s\n' "$out"
+  fi
+fi
+
+if [ -n "$domid" ]; then
+  banner="XQ-GUEST-BANNER nonce=$XQ_NONCE"
+  if wait_for 90 log_has "$banner"; then
+    mark guest-console
+    selected guest-console-log && pass guest-console-log
+  else
+    selected guest-console-log && fail guest-console-log "no '$banner' in $LOG after 90 s"
+  fi
+
+  # The guest prints XQ-GUEST-READY after its node run; everything below needs a quiet guest.
+  wait_for 180 log_has "XQ-GUEST-READY nonce=$XQ_NONCE" || printf 'guest not ready after 180 s\n'
+
+  if selected guest-node; then
+    line=$(grep -a 'XQ-GUEST-NODE' "$LOG" 2>/dev/null | tr -d '\r' | tail -n 1)
+    case "$line" in
+      *"XQ-GUEST-NODE ok "*) mark guest-node && pass guest-node ;;
+      '') fail guest-node "no XQ-GUEST-NODE line on the guest console" ;;
+      *) fail guest-node "$line" ;;
+    esac
+  fi
+
+  if selected guest-console-pty; then
+    # Two-way through the pty xenconsoled publishes in console/tty: type a command, read its output.
+    # The expected text (XQ-PTY-42) is computed by the guest's shell, so the echoed input differs.
+    tty=''
+    wait_for 20 xenstore-read "/local/domain/$domid/console/tty" &&
+      tty=$(xenstore-read "/local/domain/$domid/console/tty")
+    if [ -z "$tty" ] || [ ! -c "$tty" ]; then
+      fail guest-console-pty "no pty in /local/domain/$domid/console/tty ('$tty')"
+    else
+      stty -F "$tty" raw -echo 2>/dev/null
+      timeout 30 cat "$tty" >"$WORK/pty.out" 2>&1 &
+      catpid=$!
+      sleep 0.5
+      printf 'echo XQ-PTY-$((6*7))\r' >"$tty"
+      if wait_for 20 grep -aq 'XQ-PTY-42' "$WORK/pty.out"; then
+        pass guest-console-pty
+      else
+        fail guest-console-pty "no XQ-PTY-42 from $tty within 20 s (read: $(tr -cd '[:print:]' <"$WORK/pty.out" | tail -c 120))"
+      fi
+      kill "$catpid" 2>/dev/null
+      wait "$catpid" 2>/dev/null
+    fi
+  fi
+fi
+
+# ---- the native core against the real devices ----------------------------------------------
+if any_selected $NATIVE_CHECKS; then
+  mark native
+  timeout -k 5 180 "$NODE" "$VM/native-checks.mjs" --domid "${domid:-}" --nonce "$XQ_NONCE" \
+    --log "$LOG" --only "$XQ_ONLY" >"$WORK/native.out" 2>"$WORK/native.err"
+  rc=$?
+  grep -E '^(PASS|FAIL) ' "$WORK/native.out" | while IFS= read -r l; do
+    printf '%s\n' "$l" >>"$OUT"
+    printf '\nXQ-RESULT %s\n' "$l"
+  done
+  if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$WORK/native.out"; then
+    fail native "native-checks.mjs exited $rc: $(tail -n 5 "$WORK/native.err")"
+  fi
+  [ -s "$WORK/native.err" ] && { printf 'native-checks stderr:\n'; tail -n 40 "$WORK/native.err"; }
+fi
+
+if [ -n "$domid" ]; then
+  timeout 60 xl destroy "$domid" >/dev/null 2>&1
+  if selected guest-destroy; then
+    if wait_for 30 sh -c "! xl list $GUEST"; then pass guest-destroy; else fail guest-destroy 'still listed after 30 s'; fi
+  fi
+  printf '\n---- xenconsoled log of %s (tail) ----\n' "$GUEST"
+  tail -c 3000 "$LOG" 2>/dev/null | tr -d '\r'
+  printf '\n---- end ----\n'
+fi
+mark checks-done
+sync
