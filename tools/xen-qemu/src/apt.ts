@@ -7,6 +7,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   renameSync,
   rmSync,
   statSync,
@@ -25,11 +26,71 @@ export interface Mirrors {
   readonly security: string;
 }
 
-export function mirrorsFrom(env: NodeJS.ProcessEnv): Mirrors {
-  return {
-    debian: env.XENCONS_DEBIAN_MIRROR || 'http://deb.debian.org/debian',
-    security: env.XENCONS_DEBIAN_SECURITY_MIRROR || 'http://deb.debian.org/debian-security',
-  };
+/**
+ * The Debian archive to build from: `XENCONS_DEBIAN_MIRROR` / `XENCONS_DEBIAN_SECURITY_MIRROR`,
+ * else the archive this host's own apt uses (its sources.list and deb822 `.sources` files), so the
+ * harness reaches Debian the same way `apt-get` does here.
+ */
+export function mirrorsFrom(env: NodeJS.ProcessEnv, hostSources = readHostSources()): Mirrors {
+  const found = mirrorsFromSources(hostSources);
+  const debian = env.XENCONS_DEBIAN_MIRROR || found.debian;
+  const security = env.XENCONS_DEBIAN_SECURITY_MIRROR || found.security;
+  if (!debian || !security) {
+    throw new Error(
+      "no Debian archive found in this host's apt sources (/etc/apt/sources.list*); set XENCONS_DEBIAN_MIRROR and XENCONS_DEBIAN_SECURITY_MIRROR",
+    );
+  }
+  return { debian, security };
+}
+
+/** The text of every apt sources file of this host (one-line and deb822 formats). */
+export function readHostSources(dir = '/etc/apt'): string {
+  const files = [join(dir, 'sources.list')];
+  try {
+    for (const f of readdirSync(join(dir, 'sources.list.d'))) {
+      if (f.endsWith('.list') || f.endsWith('.sources')) files.push(join(dir, 'sources.list.d', f));
+    }
+  } catch {
+    // no sources.list.d
+  }
+  return files
+    .map((f) => {
+      try {
+        return readFileSync(f, 'utf8');
+      } catch {
+        return '';
+      }
+    })
+    .join('\n\n');
+}
+
+/** Finds the main and security archive URIs of Debian `deb` entries in apt sources text. */
+export function mirrorsFromSources(text: string): { debian?: string; security?: string } {
+  const entries: { uris: string[]; suites: string[] }[] = [];
+  // One-line format: deb [options] URI SUITE COMPONENTS...
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/#.*/, '').trim();
+    const m = /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)/.exec(line);
+    if (m) entries.push({ uris: [m[1]!], suites: [m[2]!] });
+  }
+  // deb822 format: stanzas separated by blank lines with Types/URIs/Suites fields.
+  for (const stanza of text.split(/\n\s*\n/)) {
+    const field = (name: string) =>
+      new RegExp(`^${name}:\\s*(.+)$`, 'mi')
+        .exec(stanza.replace(/^#.*$/gm, ''))?.[1]
+        ?.trim()
+        .split(/\s+/) ?? [];
+    if (!field('Types').includes('deb')) continue;
+    entries.push({ uris: field('URIs'), suites: field('Suites') });
+  }
+  const result: { debian?: string; security?: string } = {};
+  for (const e of entries) {
+    const uri = e.uris[0]?.replace(/\/+$/, '');
+    if (!uri) continue;
+    if (e.suites.some((s) => s.endsWith('-security'))) result.security ??= uri;
+    else if (e.suites.some((s) => /^[a-z]+(-updates)?$/.test(s))) result.debian ??= uri;
+  }
+  return result;
 }
 
 /** sources.list lines for bookworm, its updates and its security updates. */

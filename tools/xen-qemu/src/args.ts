@@ -49,7 +49,8 @@ Usage:
 
 Environment:
   XENCONS_XEN_QEMU_CACHE   cache folder (default \${XDG_CACHE_HOME:-~/.cache}/xencons/xen-qemu)
-  XENCONS_DEBIAN_MIRROR    Debian mirror (default http://deb.debian.org/debian)
+  XENCONS_DEBIAN_MIRROR    Debian archive URI (default: the one in this host's apt sources)
+  XENCONS_DEBIAN_SECURITY_MIRROR   its security archive (default: from the apt sources too)
 `;
 
 function parseXenstored(value: string | undefined, allowBoth: boolean): Xenstored[] {

@@ -42,7 +42,7 @@ export const MACHINE = { memoryMiB: 2048, dom0MiB: 768 } as const;
 
 const LIMITS = {
   dom0ReadyMs: 300_000,
-  totalMs: 1_200_000,
+  totalMs: 1_800_000,
   poweroffMs: 60_000,
 };
 

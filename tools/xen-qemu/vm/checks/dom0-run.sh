@@ -61,14 +61,14 @@ if selected xenstored; then
   fi
 fi
 if selected xl-list; then
-  out=$(timeout 30 xl list 2>&1)
+  out=$(timeout 60 xl list 2>&1)
   if printf '%s\n' "$out" | grep -q '^Domain-0 *0 '; then pass xl-list; else fail xl-list "$out"; fi
 fi
 if selected xenconsoled; then
   if pidof xenconsoled >/dev/null; then pass xenconsoled; else fail xenconsoled 'not running'; fi
 fi
 if selected dom0-node; then
-  out=$(timeout 60 "$NODE" -e 'console.log(`node ${process.version} ${1 + 1}`)' 2>&1)
+  out=$(timeout 120 "$NODE" -e 'console.log(`node ${process.version} ${1 + 1}`)' 2>&1)
   case "$out" in
     "node v"*" 2") pass dom0-node ;;
     *) fail dom0-node "$NODE: $out" ;;
@@ -81,11 +81,14 @@ GUEST_CHECKS='guest-create guest-console-log guest-console-pty guest-node guest-
 domid=''
 if any_selected $GUEST_CHECKS; then
   mark guest-create
-  if out=$(NONCE=$XQ_NONCE sh "$VM/guest-up.sh" 2>&1) && domid=$(xl domid $GUEST 2>/dev/null); then
+  out=$(NONCE=$XQ_NONCE sh "$VM/guest-up.sh" 2>&1)
+  rc=$?
+  if [ $rc -eq 0 ] && domid=$(xl domid $GUEST 2>/dev/null); then
     mark guest-created "$domid"
     selected guest-create && pass guest-create
   else
     domid=''
+    [ $rc -eq 124 ] && out="timed out after 300 s; $out"
     selected guest-create && fail guest-create "xl create: $out"
     printf '%s\n' "$out"
   fi
@@ -93,15 +96,15 @@ fi
 
 if [ -n "$domid" ]; then
   banner="XQ-GUEST-BANNER nonce=$XQ_NONCE"
-  if wait_for 90 log_has "$banner"; then
+  if wait_for 240 log_has "$banner"; then
     mark guest-console
     selected guest-console-log && pass guest-console-log
   else
-    selected guest-console-log && fail guest-console-log "no '$banner' in $LOG after 90 s"
+    selected guest-console-log && fail guest-console-log "no '$banner' in $LOG after 240 s"
   fi
 
   # The guest prints XQ-GUEST-READY after its node run; everything below needs a quiet guest.
-  wait_for 180 log_has "XQ-GUEST-READY nonce=$XQ_NONCE" || printf 'guest not ready after 180 s\n'
+  wait_for 300 log_has "XQ-GUEST-READY nonce=$XQ_NONCE" || printf 'guest not ready after 300 s\n'
 
   if selected guest-node; then
     line=$(grep -a 'XQ-GUEST-NODE' "$LOG" 2>/dev/null | tr -d '\r' | tail -n 1)
@@ -122,14 +125,14 @@ if [ -n "$domid" ]; then
       fail guest-console-pty "no pty in /local/domain/$domid/console/tty ('$tty')"
     else
       stty -F "$tty" raw -echo 2>/dev/null
-      timeout 30 cat "$tty" >"$WORK/pty.out" 2>&1 &
+      timeout 90 cat "$tty" >"$WORK/pty.out" 2>&1 &
       catpid=$!
       sleep 0.5
       printf 'echo XQ-PTY-$((6*7))\r' >"$tty"
-      if wait_for 20 grep -aq 'XQ-PTY-42' "$WORK/pty.out"; then
+      if wait_for 60 grep -aq 'XQ-PTY-42' "$WORK/pty.out"; then
         pass guest-console-pty
       else
-        fail guest-console-pty "no XQ-PTY-42 from $tty within 20 s (read: $(tr -cd '[:print:]' <"$WORK/pty.out" | tail -c 120))"
+        fail guest-console-pty "no XQ-PTY-42 from $tty within 60 s (read: $(tr -cd '[:print:]' <"$WORK/pty.out" | tail -c 120))"
       fi
       kill "$catpid" 2>/dev/null
       wait "$catpid" 2>/dev/null
@@ -140,7 +143,7 @@ fi
 # ---- the native core against the real devices ----------------------------------------------
 if any_selected $NATIVE_CHECKS; then
   mark native
-  timeout -k 5 180 "$NODE" "$VM/native-checks.mjs" --domid "${domid:-}" --nonce "$XQ_NONCE" \
+  timeout -k 5 300 "$NODE" "$VM/native-checks.mjs" --domid "${domid:-}" --nonce "$XQ_NONCE" \
     --log "$LOG" --only "$XQ_ONLY" >"$WORK/native.out" 2>"$WORK/native.err"
   rc=$?
   grep -E '^(PASS|FAIL) ' "$WORK/native.out" | while IFS= read -r l; do
@@ -156,7 +159,7 @@ fi
 if [ -n "$domid" ]; then
   timeout 60 xl destroy "$domid" >/dev/null 2>&1
   if selected guest-destroy; then
-    if wait_for 30 sh -c "! xl list $GUEST"; then pass guest-destroy; else fail guest-destroy 'still listed after 30 s'; fi
+    if wait_for 90 sh -c "! xl list $GUEST"; then pass guest-destroy; else fail guest-destroy 'still listed after 90 s'; fi
   fi
   printf '\n---- xenconsoled log of %s (tail) ----\n' "$GUEST"
   tail -c 3000 "$LOG" 2>/dev/null | tr -d '\r'

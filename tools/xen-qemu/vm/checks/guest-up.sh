@@ -24,7 +24,7 @@ $DISK
 CFG
 # Markers for the host's timings (the console is where the host reads them).
 printf '\nXQ-MARK xl-create-start\n' >/dev/console
-timeout 120 xl create "$CFG"
+timeout 300 xl create "$CFG"
 rc=$?
 printf '\nXQ-MARK xl-create-end %s\n' "$rc" >/dev/console
 exit $rc
