@@ -1,50 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { isXenconsError } from '@xencons/errors';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RING_CORRUPT, RING_DETACHED, type RingHandle } from '../index.js';
+import { bytes, expectInvalid, IN, indices, type Layout, OUT, setIndices } from './ring-support.js';
 import { binding, indexUrl, native, runNode, tempDir } from './support.js';
-
-// struct xencons_interface: in[1024] @0, out[2048] @1024, in_cons 3072, in_prod 3076,
-// out_cons 3080, out_prod 3084.
-const OUT = { data: 1024, size: 2048, cons: 3080, prod: 3084 } as const;
-const IN = { data: 0, size: 1024, cons: 3072, prod: 3076 } as const;
-type Layout = typeof OUT | typeof IN;
-
-function setIndices(page: Uint8Array, l: Layout, prod: number, cons: number) {
-  const dv = new DataView(page.buffer, page.byteOffset, page.byteLength);
-  dv.setUint32(l.prod, prod >>> 0, true);
-  dv.setUint32(l.cons, cons >>> 0, true);
-}
-function indices(page: Uint8Array, l: Layout) {
-  const dv = new DataView(page.buffer, page.byteOffset, page.byteLength);
-  return { prod: dv.getUint32(l.prod, true), cons: dv.getUint32(l.cons, true) };
-}
-
-/** Deterministic bytes (xorshift) so failures reproduce. */
-function bytes(n: number, seed: number) {
-  const out = new Uint8Array(n);
-  let x = seed | 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-function expectInvalid(fn: () => unknown, message?: RegExp) {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(isXenconsError(caught, 'ERR_INVALID_ARG'), String(caught)).toBe(true);
-  if (message) expect((caught as Error).message).toMatch(message);
-}
 
 /** A resizable ArrayBuffer (ES2024; Node 20 has it, our TS lib target does not). */
 interface ResizableArrayBuffer extends ArrayBuffer {
