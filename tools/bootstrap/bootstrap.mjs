@@ -2,9 +2,9 @@
 // Entry point of every root script (`npm test`, `npm run demo`, `pnpm xencons ...`): makes a fresh
 // clone usable (pnpm, dependencies, system packages for tests, the build) and then runs the command.
 // Plain Node, no dependencies: it must run before anything is installed.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, constants as osConstants } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -216,20 +216,35 @@ function main() {
   }
   if (command === 'demo') {
     build(pnpm, 'xencons');
-    const r = run(process.execPath, [programs.xencons, 'demo', ...args]);
-    process.exit(r.status);
+    exec([programs.xencons, 'demo', ...args]);
+    return;
   }
   if (command === 'test-xen') {
     // The harness shares every built package with dom0, so everything is built.
     build(pnpm);
-    const r = run(process.execPath, [programs['xen-qemu'], 'test', ...args]);
-    process.exit(r.status);
+    exec([programs['xen-qemu'], 'test', ...args]);
+    return;
   }
   const program = programs[command];
   if (!program) fail(`unknown command: ${command}`, 2);
   build(pnpm, packageOf[command]);
-  const r = run(process.execPath, [...(nodeFlags[command] ?? []), program, ...args]);
-  process.exit(r.status);
+  exec([...(nodeFlags[command] ?? []), program, ...args]);
+}
+
+/**
+ * Runs a program under this node as the last thing we do: signals sent to us (SIGTERM to a daemon
+ * started through `pnpm xencons daemon`, say) are passed on, and we exit with its status, or
+ * 128 + the signal number when a signal ended it.
+ */
+function exec(argv) {
+  const child = spawn(process.execPath, argv, { cwd: process.cwd(), env, stdio: 'inherit' });
+  const forward = (signal) => child.kill(signal);
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, forward);
+  child.on('error', (err) => fail(`cannot start ${argv.at(-1)}: ${err.message}`, 1));
+  child.on('exit', (code, signal) => {
+    process.exitCode = code ?? 128 + (signal ? osConstants.signals[signal] : 0);
+    for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.off(s, forward);
+  });
 }
 
 main();
