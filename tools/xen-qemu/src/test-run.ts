@@ -179,6 +179,10 @@ export async function runTest(opts: TestOptions, ctx: Context): Promise<number> 
       const fmt = (m: string) => (at(m) === undefined ? 'not reached' : seconds(at(m)!));
       timings.push(`time ${impl}/dom0-ready ${fmt('dom0-ready')}`);
       timings.push(`time ${impl}/guest-console ${fmt('guest-console')}`);
+      const xsStart = at('xenstore');
+      const xsEnd = at('xenstore-done');
+      if (xsStart !== undefined && xsEnd !== undefined)
+        timings.push(`time ${impl}/xenstore-checks ${seconds(xsEnd - xsStart)}`);
       timings.push(`time ${impl}/boot-to-poweroff ${seconds(boot.elapsedMs)}`);
     }
   } catch (err) {

@@ -77,7 +77,8 @@ fi
 
 # ---- a PV guest and its console ------------------------------------------------------------
 NATIVE_CHECKS='native native-load native-evtchn native-grant-map native-console-page native-ring-codec'
-GUEST_CHECKS='guest-create guest-console-log guest-console-pty guest-node guest-destroy native-console-page native-ring-codec'
+XS_CHECKS='xs xs-socket-rw xs-socket-dir-perms xs-socket-watch xs-socket-tx xs-domain xs-xenbus-rw xs-xenbus-dir-perms xs-xenbus-watch xs-xenbus-tx'
+GUEST_CHECKS='guest-create guest-console-log guest-console-pty guest-node guest-destroy native-console-page native-ring-codec xs-socket-dir-perms xs-xenbus-dir-perms xs-domain'
 domid=''
 if any_selected $GUEST_CHECKS; then
   mark guest-create
@@ -154,6 +155,25 @@ if any_selected $NATIVE_CHECKS; then
     fail native "native-checks.mjs exited $rc: $(tail -n 5 "$WORK/native.err")"
   fi
   [ -s "$WORK/native.err" ] && { printf 'native-checks stderr:\n'; tail -n 40 "$WORK/native.err"; }
+fi
+
+# ---- the xenstore client against this boot's xenstored (socket and /dev/xen/xenbus) ---------
+if any_selected $XS_CHECKS; then
+  mark xenstore
+  timeout -k 5 120 "$NODE" "$VM/xenstore-checks.mjs" --domid "${domid:-}" \
+    --xenstored "$XQ_XENSTORED" --only "$XQ_ONLY" >"$WORK/xs.out" 2>"$WORK/xs.err"
+  rc=$?
+  grep -E '^(PASS|FAIL) ' "$WORK/xs.out" | while IFS= read -r l; do
+    printf '%s\n' "$l" >>"$OUT"
+    printf '\nXQ-RESULT %s\n' "$l"
+  done
+  # Observed daemon behaviour that is not a failure (e.g. UNWATCH of an unknown watch).
+  grep -E '^NOTE ' "$WORK/xs.out" | while IFS= read -r l; do printf '\nXQ-%s\n' "$l"; done
+  if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$WORK/xs.out"; then
+    fail xs "xenstore-checks.mjs exited $rc: $(tail -n 5 "$WORK/xs.err")"
+  fi
+  [ -s "$WORK/xs.err" ] && { printf 'xenstore-checks stderr:\n'; tail -n 40 "$WORK/xs.err"; }
+  mark xenstore-done
 fi
 
 if [ -n "$domid" ]; then
