@@ -268,9 +268,9 @@ impl Env {
         Err(not_bytes(name))
     }
 
-    /// A Uint8Array (or Buffer, or Uint8ClampedArray): data pointer and byte length.
+    /// Any typed array: its element type, data pointer and element count; None if `v` is not one.
     #[inline]
-    pub fn u8_view_arg(self, v: napi_value, name: &str) -> Result<(*mut u8, usize)> {
+    fn typed_view(self, v: napi_value) -> Option<(i32, *mut std::ffi::c_void, usize)> {
         let mut data = ptr::null_mut();
         let mut len = 0usize;
         let mut ty = -1;
@@ -285,32 +285,26 @@ impl Env {
                 ptr::null_mut(),
             )
         };
-        if st != NAPI_OK || (ty != NAPI_UINT8_ARRAY && ty != NAPI_UINT8_CLAMPED_ARRAY) {
-            return Err(Error::invalid(format!("{name} must be a Uint8Array")));
+        (st == NAPI_OK).then_some((ty, data, len))
+    }
+
+    /// A Uint8Array (or Buffer, or Uint8ClampedArray): data pointer and byte length.
+    #[inline]
+    pub fn u8_view_arg(self, v: napi_value, name: &str) -> Result<(*mut u8, usize)> {
+        match self.typed_view(v) {
+            Some((ty, data, len)) if ty == NAPI_UINT8_ARRAY || ty == NAPI_UINT8_CLAMPED_ARRAY => {
+                Ok((data as *mut u8, len))
+            }
+            _ => Err(Error::invalid(format!("{name} must be a Uint8Array"))),
         }
-        Ok((data as *mut u8, len))
     }
 
     /// A Uint32Array: data pointer and element count.
     pub fn u32_view_arg(self, v: napi_value, name: &str) -> Result<(*mut u32, usize)> {
-        let mut data = ptr::null_mut();
-        let mut len = 0usize;
-        let mut ty = -1;
-        let st = unsafe {
-            napi_get_typedarray_info(
-                self.0,
-                v,
-                &mut ty,
-                &mut len,
-                &mut data,
-                ptr::null_mut(),
-                ptr::null_mut(),
-            )
-        };
-        if st != NAPI_OK || ty != NAPI_UINT32_ARRAY {
-            return Err(Error::invalid(format!("{name} must be a Uint32Array")));
+        match self.typed_view(v) {
+            Some((ty, data, len)) if ty == NAPI_UINT32_ARRAY => Ok((data as *mut u32, len)),
+            _ => Err(Error::invalid(format!("{name} must be a Uint32Array"))),
         }
-        Ok((data as *mut u32, len))
     }
 
     /// An array of integers, each in `0..=max`, with `1..=max_len` elements.
