@@ -10,66 +10,17 @@
 // addon and @xencons/ring, against what xenconsoled logged).
 import { spawnSync } from 'node:child_process';
 import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { checkRunner, describeError, until } from './lib.mjs';
 
-const { values: opts } = parseArgs({
+const runner = checkRunner({
   options: {
     domid: { type: 'string', default: '' },
     nonce: { type: 'string', default: 'none' },
     log: { type: 'string', default: '' },
-    only: { type: 'string', default: '' },
   },
 });
-const only = opts.only ? new RegExp(opts.only) : null;
-const selected = (name) => only === null || only.test(name);
-let failed = 0;
-
-function line(status, name, reason) {
-  if (status === 'FAIL') failed++;
-  const text = reason
-    ? `${status} ${name}: ${String(reason).replace(/\s+/g, ' ').slice(0, 300)}`
-    : `${status} ${name}`;
-  process.stdout.write(`${text}\n`);
-}
-
-function describeError(err) {
-  if (err instanceof Error) {
-    const code = /** @type {{ code?: unknown }} */ (err).code;
-    return code && !err.message.startsWith(`${code}:`) ? `${code}: ${err.message}` : err.message;
-  }
-  return String(err);
-}
-
-async function check(name, fn) {
-  if (!selected(name)) return;
-  let timer;
-  try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timed out after 30 s')), 30_000);
-      }),
-    ]);
-    line('PASS', name);
-  } catch (err) {
-    line('FAIL', name, describeError(err));
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Polls `fn` every 5 ms until it returns a truthy value, for at most `ms`. */
-async function until(ms, what, fn) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(5);
-  }
-}
+const { opts, check, line } = runner;
 
 function xenstoreRead(path) {
   const r = spawnSync('xenstore-read', [path], { encoding: 'utf8', timeout: 10_000 });
@@ -83,14 +34,14 @@ const openDev = (path) =>
 
 // ---- the addon ------------------------------------------------------------------------------
 const nativeDir = fileURLToPath(new URL('../repo/packages/native/', import.meta.url));
-const anyNativeSelected = [
+const anyNativeSelected = runner.anySelected([
   'native',
   'native-load',
   'native-evtchn',
   'native-grant-map',
   'native-console-page',
   'native-ring-codec',
-].some(selected);
+]);
 if (!anyNativeSelected) process.exit(0);
 
 const binaries = existsSync(nativeDir)
@@ -109,7 +60,7 @@ await check('native-load', async () => {
     throw new Error(`loadNative() returned null: ${mod.nativeUnavailableReason()}`);
 });
 if (native === null) {
-  if (!selected('native-load')) line('FAIL', 'native', 'addon did not load');
+  if (!runner.selected('native-load')) line('FAIL', 'native', 'addon did not load');
   process.exit(1);
 }
 const n = native;
@@ -282,4 +233,4 @@ await check('native-ring-codec', async () => {
 });
 if (consolePage) n.unmap(consolePage);
 
-process.exitCode = failed === 0 ? 0 : 1;
+runner.finish();

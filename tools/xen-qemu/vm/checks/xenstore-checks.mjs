@@ -14,84 +14,24 @@
 //   xs-T-tx         a transaction meets a conflicting write from a second client: retried once,
 //                   the final value is the second client's plus one
 //   xs-domain       (socket) getDomainPath(0), isDomainIntroduced(guest) = true
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { checkRunner, describeError, expect, tool, within } from './lib.mjs';
 
-const run = promisify(execFile);
-
-const { values: opts } = parseArgs({
+const runner = checkRunner({
   options: {
     domid: { type: 'string', default: '' },
     xenstored: { type: 'string', default: '' },
-    only: { type: 'string', default: '' },
   },
+  noteTag: 'xs',
 });
-const only = opts.only ? new RegExp(opts.only) : null;
-const selected = (name) => only === null || only.test(name);
+const { opts, selected, check, line, lap } = runner;
+const note = (text) => runner.note(`[${opts.xenstored}] ${text}`);
 const TRANSPORTS = ['socket', 'xenbus'];
 const KINDS = ['rw', 'dir-perms', 'watch', 'tx'];
 const ALL = [...TRANSPORTS.flatMap((t) => KINDS.map((k) => `xs-${t}-${k}`)), 'xs-domain'];
-if (!ALL.some(selected)) process.exit(0);
-
-let failed = 0;
-function line(status, name, reason) {
-  if (status === 'FAIL') failed++;
-  const text = reason
-    ? `${status} ${name}: ${String(reason).replace(/\s+/g, ' ').slice(0, 300)}`
-    : `${status} ${name}`;
-  process.stdout.write(`${text}\n`);
-}
-const note = (text) => process.stdout.write(`NOTE xs: [${opts.xenstored}] ${text}\n`);
-
-function describeError(err) {
-  if (err instanceof Error) {
-    const code = /** @type {{ code?: unknown }} */ (err).code;
-    return code && !err.message.startsWith(`${code}:`) ? `${code}: ${err.message}` : err.message;
-  }
-  return String(err);
-}
-
+if (!runner.anySelected(ALL)) process.exit(0);
 const t0 = performance.now();
-const spent = [];
-/** Records how long `what` took (printed as one NOTE line at the end). */
-function lap(what, since) {
-  spent.push(`${what} ${Math.round(performance.now() - since)}`);
-}
-
-async function check(name, fn) {
-  if (!selected(name)) return;
-  const start = performance.now();
-  let timer;
-  try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timed out after 30 s')), 30_000);
-      }),
-    ]);
-    line('PASS', name);
-  } catch (err) {
-    line('FAIL', name, describeError(err));
-  } finally {
-    clearTimeout(timer);
-    lap(name, start);
-  }
-}
-
-function expect(cond, what) {
-  if (!cond) throw new Error(what);
-}
-
-async function tool(cmd, args) {
-  try {
-    const { stdout } = await run(cmd, args, { encoding: 'utf8', timeout: 10_000 });
-    return stdout;
-  } catch (err) {
-    throw new Error(`${cmd} ${args.join(' ')}: ${(err.stderr || err.message || '').trim()}`);
-  }
-}
 
 // The C tools' view of /local/domain, the reference for the dir-perms checks of both transports.
 // Started now so that their forks overlap with loading the client.
@@ -105,19 +45,9 @@ cliListing?.catch(() => {}); // awaited (and reported) by the checks
 
 /** The next event of `watch`, or an error after `ms`. */
 async function nextEvent(watch, ms, what) {
-  let timer;
-  try {
-    const r = await Promise.race([
-      watch.next(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: no watch event within ${ms} ms`)), ms);
-      }),
-    ]);
-    if (r.done) throw new Error(`${what}: the watch ended`);
-    return r.value;
-  } finally {
-    clearTimeout(timer);
-  }
+  const r = await within(ms, `${what}: watch event`, watch.next());
+  if (r.done) throw new Error(`${what}: the watch ended`);
+  return r.value;
 }
 
 // ---- the client -----------------------------------------------------------------------------
@@ -306,6 +236,6 @@ try {
 } catch {}
 
 lap('script', t0);
-note(`ms: ${spent.join(', ')} (node up ${Math.round(t0)} ms before the script)`);
+note(`ms: ${runner.laps()} (node up ${Math.round(t0)} ms before the script)`);
 // A parked xenbus read must not keep the process alive.
-process.exit(failed === 0 ? 0 : 1);
+runner.finish();
