@@ -1,3 +1,4 @@
+export { bundleChildScript } from './child-script.js';
 export { type Requirement, requirement } from './requirement.js';
 export { commandExists, isRoot } from './system.js';
 export { makeTempDir, withTempDir } from './temp-dir.js';
