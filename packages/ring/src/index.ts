@@ -14,6 +14,7 @@ export { NATIVE_THRESHOLD, type RingBackend } from './native-backend.js';
 export { type PageMemory, PageView } from './page-view.js';
 export { resetRing } from './reset-ring.js';
 export { RingConsumer } from './ring-consumer.js';
+export { RingDuplex, type RingDuplexOptions, type RingSignal } from './ring-duplex.js';
 export { RingEndpoint, type RingOptions } from './ring-endpoint.js';
 export { type RingLayout, validateRingLayout } from './ring-layout.js';
 export { RingProducer } from './ring-producer.js';
