@@ -309,7 +309,7 @@ export class HypervisorClient extends EventEmitter<{ close: [] }> {
     await this.request('gnttab.unmap', { domid, refs });
   }
 
-  /** Privileged: maps `domid`'s frames by number (privcmd). */
+  /** Maps `domid`'s frames by number: privileged (privcmd), or a domain its own memory. */
   mapForeignFrames(
     domid: number,
     frames: readonly number[],

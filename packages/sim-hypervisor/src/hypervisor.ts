@@ -459,9 +459,13 @@ export class Hypervisor {
     fail('EINVAL', `domain ${domain.domid} has no frame ${frame}`);
   }
 
+  /** Maps frames by number: privileged callers any domain's (privcmd), a guest its own memory. */
   private mapForeign(conn: Connection, args: Record<string, unknown>): unknown {
-    this.privileged(conn);
-    const domain = this.domain(intArg(args, 'domid', 0, MAX_DOMID));
+    const domid = intArg(args, 'domid', 0, MAX_DOMID);
+    const self = this.caller(conn);
+    if (domid !== self.domid && !self.privileged)
+      fail('EPERM', `domain ${self.domid} may not map domain ${domid}'s memory`);
+    const domain = this.domain(domid);
     const frames = intListArg(args, 'frames', 0xffffffff);
     return { pages: frames.map((frame) => this.frame(domain, frame)) };
   }

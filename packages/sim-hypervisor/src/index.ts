@@ -18,4 +18,11 @@ export {
   startHypervisor,
 } from './hypervisor.js';
 export { simPaths } from './paths.js';
-export type { DomainSummary, PageRef } from './protocol.js';
+export {
+  type DomainSummary,
+  LineDecoder,
+  MAX_LINE,
+  type PageRef,
+  type Reply,
+  type Request,
+} from './protocol.js';
