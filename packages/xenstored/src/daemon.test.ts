@@ -390,6 +390,29 @@ describe('transactions', () => {
     expect(xsd.daemon.check()).toEqual([]);
   });
 
+  it('keeps the path index in step with the tree through commits, removals and re-creation', async () => {
+    const d0 = as(0);
+    await d0.write('/ix/a/b/c', '1');
+    await d0.write('/ix/a/d', '2');
+    const tx = await d0.start();
+    await d0.rm('/ix/a', tx);
+    await d0.write('/ix/a/new', '3', tx);
+    await d0.write('/ix/e/f', '4', tx);
+    expect(await d0.end(tx, true)).toBe('OK\0');
+    expect(xsd.daemon.check()).toEqual([]);
+    expect(await d0.read('/ix/a/b/c')).toBe('ERR:ENOENT');
+    expect(await d0.read('/ix/a/b')).toBe('ERR:ENOENT');
+    expect(await d0.read('/ix/a/new')).toBe('3');
+    expect(await d0.dir('/ix/a')).toBe('new\0');
+    expect(await d0.dir('/ix')).toBe('a\0e\0');
+    await d0.write('/ix/a/b/c', '5');
+    expect(await d0.read('/ix/a/b/c')).toBe('5');
+    expect(await d0.rm('/ix')).toBe('OK\0');
+    expect(await d0.read('/ix/e/f')).toBe('ERR:ENOENT');
+    expect(xsd.daemon.check()).toEqual([]);
+    expect(xsd.daemon.stats().nodes).toBe(3);
+  });
+
   it('EBUSY inside a transaction, EINVAL for a bad end body, ENOENT without one', async () => {
     const d0 = as(0);
     const tx = await d0.start();

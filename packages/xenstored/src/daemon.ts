@@ -421,23 +421,30 @@ export class Xenstored implements ConnectionHandler {
 
   /** `get_node`: the node if the caller has `perm`; errors masked by the parents' perms. */
   #getNode(req: Req, name: string | null, perm: number): NodeData {
-    if (name === null || !isValidNodename(name, this.quotas.pathMax)) fail('EINVAL');
+    const found = this.#lookup(req, name, perm);
+    if (typeof found === 'string') throw new Fail(found);
+    return found;
+  }
+
+  /** {@link #getNode} without the throw: the node, or the errno name it would fail with. */
+  #lookup(req: Req, name: string | null, perm: number): NodeData | string {
+    if (name === null || !isValidNodename(name, this.quotas.pathMax)) return 'EINVAL';
     const caller = this.#caller(req.conn);
-    const node = req.view.get(name!);
+    const node = req.view.get(name);
     let errno = 'ENOENT';
     if (node !== undefined) {
       if ((this.#permFor(caller, node) & perm) === perm) return node;
       errno = 'EACCES';
     }
     // errno_from_parents: only say more than EACCES if the closest ancestor grants `perm`.
-    let path = name!;
+    let path = name;
     let parent: NodeData | undefined;
     do {
       path = parentOf(path);
       parent = req.view.get(path);
     } while (parent === undefined && path !== '/');
     const parentPerm = parent === undefined ? PERM_NONE : this.#permFor(caller, parent);
-    throw new Fail((parentPerm & perm) !== 0 ? errno : 'EACCES');
+    return (parentPerm & perm) !== 0 ? errno : 'EACCES';
   }
 
   #canonical(req: Req, name: string | null): string | null {
@@ -653,14 +660,11 @@ export class Xenstored implements ConnectionHandler {
     const name = canonicalize(req.text.slice(0, nul), req.conn.home);
     // Decoded on its own so the stored value is a flat string, not a slice pinning the payload.
     const value = req.payload.toString('latin1', nul + 1);
-    let node: NodeData | undefined;
-    try {
-      node = this.#getNode(req, name, PERM_WRITE);
-    } catch (err) {
-      if (!(err instanceof RequestError) || err.errno !== 'ENOENT') throw err;
-    }
-    if (node === undefined) {
+    const node = this.#lookup(req, name, PERM_WRITE);
+    if (node === 'ENOENT') {
       this.#createNode(req, name, value);
+    } else if (typeof node === 'string') {
+      fail(node);
     } else {
       if (
         this.#unprivileged(req) &&
@@ -677,12 +681,12 @@ export class Xenstored implements ConnectionHandler {
   /** MKDIR: creates (and fires) only if missing. */
   doMkdir(req: Req): void {
     const name = this.#canonical(req, oneArg(req.text));
-    try {
-      this.#getNode(req, name, PERM_WRITE);
-    } catch (err) {
-      if (!(err instanceof RequestError) || err.errno !== 'ENOENT') throw err;
+    const node = this.#lookup(req, name, PERM_WRITE);
+    if (node === 'ENOENT') {
       this.#createNode(req, name!, '');
       this.#fire(req, name!, false);
+    } else if (typeof node === 'string') {
+      fail(node);
     }
     this.#reply(req.conn, req.msg, OK);
   }
@@ -690,16 +694,12 @@ export class Xenstored implements ConnectionHandler {
   /** RM: recursive; a missing node with an existing parent is fine. */
   doRm(req: Req): void {
     const name = this.#canonical(req, oneArg(req.text));
-    try {
-      this.#getNode(req, name, PERM_WRITE);
-    } catch (err) {
-      if (!(err instanceof RequestError) || err.errno !== 'ENOENT') throw err;
-      if (req.view.get(parentOf(name!)) !== undefined) {
-        this.#reply(req.conn, req.msg, OK);
-        return;
-      }
-      throw err;
+    const node = this.#lookup(req, name, PERM_WRITE);
+    if (node === 'ENOENT' && req.view.get(parentOf(name!)) !== undefined) {
+      this.#reply(req.conn, req.msg, OK);
+      return;
     }
+    if (typeof node === 'string') fail(node);
     if (name === '/') fail('EINVAL');
     this.#rmNode(req, req.view, name!);
     this.#reply(req.conn, req.msg, OK);
@@ -904,6 +904,16 @@ export class Xenstored implements ConnectionHandler {
     };
     visit(this.tree.root, '/');
     if (size !== this.tree.size) problems.push(`node count ${this.tree.size}, found ${size}`);
+    let indexed = 0;
+    for (const [path, node] of this.tree.indexedPaths()) {
+      indexed++;
+      let walked: import('./node.js').TreeNode | undefined = this.tree.root;
+      if (path !== '/') {
+        for (const part of path.slice(1).split('/')) walked = walked?.child(part);
+      }
+      if (walked !== node) problems.push(`${path}: the path index and the tree disagree`);
+    }
+    if (indexed !== size) problems.push(`path index holds ${indexed} nodes, the tree ${size}`);
     for (const [domid, n] of owned) {
       if (this.tree.ownedBy(domid) !== n)
         problems.push(`domain ${domid} owns ${n} nodes, counted ${this.tree.ownedBy(domid)}`);

@@ -1,7 +1,7 @@
-import { type NodeData, TreeNode } from './node.js';
-import { baseName, depthOf, parentOf } from './path.js';
+import type { NodeData, TreeNode } from './node.js';
+import { baseName, childPath, depthOf, parentOf } from './path.js';
 import type { Perms } from './perms.js';
-import { ownString, type Tree } from './tree.js';
+import type { Tree } from './tree.js';
 import type { View } from './view.js';
 
 /** Generation of a node that does not exist (cxenstored's `NO_GENERATION`). */
@@ -49,12 +49,18 @@ interface Accessed {
   readonly oldPerms: Perms | null;
 }
 
-/** Thrown by a view operation to answer the request with an errno name. */
+/**
+ * Thrown by a view operation to answer the request with an errno name. It is an ordinary answer,
+ * not a fault, so it carries no stack trace: capturing one cost more than the rest of a request.
+ */
 export class RequestError extends Error {
   readonly errno: string;
 
   constructor(errno: string) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(errno);
+    Error.stackTraceLimit = limit;
     this.errno = errno;
   }
 }
@@ -181,47 +187,42 @@ export class Transaction implements View {
     for (const item of this.#accessed) if (item[1].modified) modified.push(item);
     // Removals first (the subtree goes with its top node), then creations and updates top down,
     // then every modified node's child order is made the transaction's.
-    const gone: TreeNode[] = [];
+    const gone: [string, TreeNode][] = [];
     for (const [path, entry] of modified) {
       if (entry.node !== null || path === '/') continue;
       const node = tree.find(path);
-      if (node !== undefined) gone.push(node);
+      if (node !== undefined) gone.push([path, node]);
     }
-    for (const node of gone) {
-      node.parent?.removeChild(node.name);
-      node.parent = null;
-      tree.size--;
-    }
+    for (const [path, node] of gone) tree.detach(path, node);
     const live = modified.filter(([, e]) => e.node !== null);
     live.sort((a, b) => depthOf(a[0]) - depthOf(b[0]));
-    const nodes: [TreeNode, TxNode][] = [];
+    const nodes: [string, TreeNode, TxNode][] = [];
     for (const [path, entry] of live) {
       const data = entry.node!;
       let node = tree.find(path);
       if (node === undefined) {
         const parent = tree.find(parentOf(path));
         if (parent === undefined) continue;
-        node = new TreeNode(ownString(baseName(path)), parent, data.value, data.perms, 0);
-        parent.addChild(node);
-        tree.size++;
+        node = tree.insert(parent, path, data.value, data.perms, 0);
       }
       node.value = data.value;
       node.perms = data.perms;
       node.generation = tree.next();
-      nodes.push([node, data]);
+      nodes.push([path, node, data]);
     }
-    for (const [node, data] of nodes) {
+    for (const [path, node, data] of nodes) {
       const old = node.children;
-      if (data.children.length === 0) {
-        node.children = null;
-        continue;
-      }
       const next = new Map<string, TreeNode>();
       for (const name of data.children) {
         const child = old?.get(name);
         if (child !== undefined) next.set(name, child);
       }
-      node.children = next;
+      // A child the transaction does not list (none when the commit had no conflict) goes.
+      if (old !== null && old.size > next.size) {
+        for (const [name, child] of old)
+          if (!next.has(name)) tree.detach(childPath(path, name), child);
+      }
+      node.children = next.size === 0 ? null : next;
     }
     for (const [domid, delta] of this.deltas) tree.adjustOwned(domid, delta);
     const events: CommitEvent[] = [];

@@ -1,14 +1,17 @@
 import { TreeNode } from './node.js';
-import { baseName, parentOf } from './path.js';
+import { childPath, parentOf } from './path.js';
 import type { Perms } from './perms.js';
 
 /**
- * The global tree: nodes hang off their parents' child maps, so a path costs its components, not
- * a full copy per node. `generation` is cxenstored's global counter: every modification stamps
- * the node with the next value, which is what transactions compare at commit.
+ * The global tree: nodes hang off their parents' child maps (which keep the children's order),
+ * and an index from full path to node makes a lookup one hash of the path instead of one per
+ * component. A node's name is a slice of its indexed path, so the path is stored once.
+ * `generation` is cxenstored's global counter: every modification stamps the node with the next
+ * value, which is what transactions compare at commit.
  */
 export class Tree {
   readonly root: TreeNode;
+  readonly #index = new Map<string, TreeNode>();
   /** Last generation handed out. */
   generation = 0;
   /** Nodes owned (perms entry 0) per domid: the `nodes` quota counts these. */
@@ -18,6 +21,7 @@ export class Tree {
 
   constructor(rootPerms: Perms) {
     this.root = new TreeNode('', null, '', rootPerms, 0);
+    this.#index.set('/', this.root);
     this.#own(rootPerms[0]!.id, 1);
   }
 
@@ -27,39 +31,69 @@ export class Tree {
 
   /** The node at an absolute, valid path. */
   find(path: string): TreeNode | undefined {
-    if (path === '/') return this.root;
-    let node: TreeNode | undefined = this.root;
-    let start = 1;
-    while (node !== undefined) {
-      const slash = path.indexOf('/', start);
-      if (slash < 0) return node.child(path.slice(start));
-      node = node.child(path.slice(start, slash));
-      start = slash + 1;
-    }
-    return undefined;
+    return this.#index.get(path);
   }
 
   /** Creates a node under an existing parent; stamps parent and child. */
   create(path: string, value: string, perms: Perms): TreeNode {
     const parent = this.find(parentOf(path));
     if (parent === undefined) throw new Error(`xenstored tree: no parent for ${path}`);
-    const node = new TreeNode(ownString(baseName(path)), parent, value, perms, this.next());
-    parent.addChild(node);
+    const node = this.insert(parent, path, value, perms, this.next());
     parent.generation = this.next();
-    this.size++;
     this.#own(perms[0]!.id, 1);
     return node;
   }
 
+  /** Adds a node below `parent` without stamping or counting owners (transaction commit). */
+  insert(
+    parent: TreeNode,
+    path: string,
+    value: string,
+    perms: Perms,
+    generation: number,
+  ): TreeNode {
+    const key = ownString(path);
+    const node = new TreeNode(
+      key.slice(key.lastIndexOf('/') + 1),
+      parent,
+      value,
+      perms,
+      generation,
+    );
+    parent.addChild(node);
+    this.#index.set(key, node);
+    this.size++;
+    return node;
+  }
+
   /** Detaches a node (and whatever is below it) from its parent; counts only this node. */
-  remove(node: TreeNode): void {
+  remove(path: string, node: TreeNode): void {
     const parent = node.parent;
     if (parent === null) throw new Error('xenstored tree: cannot remove the root');
-    parent.removeChild(node.name);
+    this.detach(path, node);
     parent.generation = this.next();
-    node.parent = null;
-    this.size--;
     this.#own(node.perms[0]!.id, -1);
+  }
+
+  /**
+   * Unlinks `node` from its parent and drops it and everything still below it from the index;
+   * counts `size` down by the nodes dropped (transaction commit: no stamps, no owner counts).
+   */
+  detach(path: string, node: TreeNode): void {
+    node.parent?.removeChild(node.name);
+    node.parent = null;
+    const drop = (p: string, n: TreeNode) => {
+      if (this.#index.get(p) !== n) return;
+      this.#index.delete(p);
+      this.size--;
+      if (n.children !== null) for (const [name, c] of n.children) drop(childPath(p, name), c);
+    };
+    drop(path, node);
+  }
+
+  /** Every indexed path (CONTROL `check`). */
+  indexedPaths(): IterableIterator<[string, TreeNode]> {
+    return this.#index.entries();
   }
 
   setValue(node: TreeNode, value: string): void {

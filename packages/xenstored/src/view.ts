@@ -39,7 +39,7 @@ export class GlobalView implements View {
   }
 
   remove(path: string): void {
-    this.#tree.remove(this.#must(path));
+    this.#tree.remove(path, this.#must(path));
   }
 
   #must(path: string): TreeNode {

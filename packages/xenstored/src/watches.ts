@@ -1,4 +1,8 @@
-import { parentOf } from './path.js';
+import { isChildOrSelf, parentOf } from './path.js';
+
+/** Up to this many watched paths, a change is matched by comparing them all. */
+const FEW_PATHS = 16;
+const NONE: readonly never[] = Object.freeze([]);
 
 /** What a watch needs of its connection. */
 export interface WatchOwner {
@@ -57,16 +61,23 @@ export class WatchIndex<C extends WatchOwner> {
    * recursive RM, special events), else the path's own and its ancestors'. Ordered by connection,
    * then registration, as cxenstored walks them.
    */
-  match(path: string, exact: boolean): Watch<C>[] {
+  match(path: string, exact: boolean): readonly Watch<C>[] {
+    const byPath = this.#byPath;
+    if (byPath.size === 0) return NONE;
     const out: Watch<C>[] = [];
-    const own = this.#byPath.get(path);
-    if (own !== undefined) out.push(...own);
-    if (!exact && path.charCodeAt(0) === 47) {
+    if (exact || path.charCodeAt(0) !== 47) {
+      const own = byPath.get(path);
+      if (own !== undefined) out.push(...own);
+    } else if (byPath.size <= FEW_PATHS) {
+      // A few watched paths (dom0's usual case): compare them instead of hashing every ancestor.
+      for (const [watched, list] of byPath) if (isChildOrSelf(path, watched)) out.push(...list);
+    } else {
       let p = path;
-      while (p !== '/') {
-        p = parentOf(p);
-        const list = this.#byPath.get(p);
+      for (;;) {
+        const list = byPath.get(p);
         if (list !== undefined) out.push(...list);
+        if (p === '/') break;
+        p = parentOf(p);
       }
     }
     if (out.length > 1) out.sort((a, b) => a.conn.seq - b.conn.seq || a.seq - b.seq);
