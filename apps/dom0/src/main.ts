@@ -1,4 +1,5 @@
 import { type Program, type ProgramIo, runProgram } from '@xencons/cli';
+import { runSim } from './commands/sim.js';
 import { runXs } from './commands/xs.js';
 import { runDemo } from './demo/demo.js';
 
@@ -21,7 +22,10 @@ export const program: Program = {
       summary: 'read|write|ls|rm|mkdir|watch|perms|chmod xenstore nodes (xencons xs --help)',
       run: (argv, io) => runXs(argv, io),
     },
-    sim: { summary: 'simulated Xen host (issue 5)' },
+    sim: {
+      summary: 'start|stop|create|destroy|list a simulated Xen host (xencons sim --help)',
+      run: (argv, io) => runSim(argv, io),
+    },
     debug: { summary: 'send a debug key to a guest agent (issue 7)' },
   },
 };

@@ -12,16 +12,35 @@ guest.console.on('error', (error) => {
   process.stderr.write(`console: ${error.message}\n`);
   process.exit(1);
 });
+let stopCommand = () => {};
 process.on('SIGTERM', () => {
+  stopCommand();
   guest.close();
   process.exit(143);
+});
+// The host is gone (killed, or the domain destroyed): a guest does not outlive its hypervisor.
+guest.hypervisor.on('close', () => {
+  stopCommand();
+  process.exit(1);
 });
 
 if (values.cmd === undefined) {
   guest.console.write(`xencons simulated guest ${guest.name} (domain ${guest.domid})\r\n`);
   guest.console.resume(); // input is read and dropped
 } else {
-  const child = spawn('/bin/sh', ['-c', values.cmd], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Its own process group, so stopping the guest stops everything the command started.
+  const child = spawn('/bin/sh', ['-c', values.cmd], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
+  });
+  stopCommand = () => {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  };
   guest.console.pipe(child.stdin);
   child.stdin.on('error', () => {});
   child.stdout.pipe(guest.console, { end: false });
