@@ -26,6 +26,16 @@ export interface RingHandle {
   readonly [ringHandleBrand]: true;
 }
 
+/** A passwd(5) entry. */
+export interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  gecos: string;
+  dir: string;
+  shell: string;
+}
+
 export interface NativeBinding {
   /** Crate version, e.g. `0.0.0`. */
   readonly version: string;
@@ -215,6 +225,94 @@ export interface NativeBinding {
   unwatchFd(id: number): void;
   refFd(id: number): void;
   unrefFd(id: number): void;
+
+  // ---- pseudo-terminals and sessions --------------------------------------------------------
+  /**
+   * Opens a pty pair sized `cols` x `rows` (`posix_openpt`, `grantpt`, `unlockpt`, `ptsname_r`).
+   * Both fds are close-on-exec and neither becomes our controlling terminal; close the slave once
+   * the program on it is running, so reading the master ends with EIO when the program's side
+   * closes (every byte written before is read first).
+   */
+  ptyOpen(cols: number, rows: number): { master: number; slave: number; path: string };
+  /** TIOCSWINSZ on a pty fd (either end): the foreground process group gets SIGWINCH. */
+  ptyResize(fd: number, cols: number, rows: number): void;
+  /** TIOCGWINSZ. */
+  ptyGetSize(fd: number): { cols: number; rows: number };
+  /**
+   * fork + exec `file` (an absolute path; `args[0]` is argv[0], e.g. `-bash` for a login shell)
+   * with exactly `env` (`NAME=value` strings). In the child, before exec: default signal
+   * dispositions and an empty signal mask, `setsid()`, the tty `slave` as controlling terminal
+   * (TIOCSCTTY) and as fds 0-2, then `setgroups(groups)` (unless null: inherit ours), `setgid`,
+   * `setuid` (each unless null), `chdir(cwd)` (falling back to `/`, as login(1) does), every other
+   * fd close-on-exec. Only async-signal-safe calls run between fork and exec. A failing step
+   * throws here with its errno and `syscall` (`execve`, `setuid`, `ioctl(TIOCSCTTY)`…) and the
+   * child is reaped.
+   *
+   * Returns the pid and a pidfd (readable once the child exited; watch it with `watchFd`), or
+   * pidfd -1 where `pidfd_open` is unavailable. The caller reaps the child with `childReap`.
+   */
+  ptySpawn(
+    slave: number,
+    file: string,
+    args: readonly string[],
+    env: readonly string[],
+    cwd: string | null,
+    uid: number | null,
+    gid: number | null,
+    groups: readonly number[] | null,
+  ): { pid: number; pidfd: number };
+  /**
+   * waitpid(pid): null while the child runs (non-blocking), else how it ended (`signal` is a
+   * number; `exitCode` null when a signal killed it). `block` waits (for helper processes only:
+   * it blocks the JS thread). Throws ECHILD for a pid that is not our unreaped child.
+   */
+  childReap(
+    pid: number,
+    block?: boolean,
+  ): { exitCode: number | null; signal: number | null } | null;
+  /** Clears (true) or sets (false) O_NONBLOCK on an fd. */
+  fdSetBlocking(fd: number, blocking: boolean): void;
+
+  // ---- users and groups (libc, so NSS sources count) -----------------------------------------
+  getpwnam(name: string): PasswdEntry | null;
+  getpwuid(uid: number): PasswdEntry | null;
+  /** The groups `name` is in, as initgroups(3) would set them (`gid` included). */
+  getgrouplist(name: string, gid: number): number[];
+  /** Sets this process's supplementary groups (needs CAP_SETGID). */
+  setgroups(groups: readonly number[]): void;
+  getgroups(): number[];
+
+  // ---- PAM (libpam.so.0 loaded on first use; ERR_PAM_UNAVAILABLE without it) -----------------
+  //
+  // The conversation runs synchronously over `fd` (a socket or pipe to whoever talks to the
+  // person), in frames `kind (1 byte) | length (u32 BE) | payload`: to the peer `P` (prompt, no
+  // echo), `p` (prompt with echo), `E` (error message), `I` (information); after a prompt the
+  // peer answers `A` + the bytes (at most 4096), or `C` to cancel (the PAM call then fails with
+  // PAM_CONV_ERR). Answers are copied into memory PAM frees and our copy is zeroed. PAM calls
+  // block the thread for as long as the person takes: use them in a helper process.
+  //
+  // A PAM_FAIL_DELAY callback is installed: PAM does not sleep after a failure; the delay it
+  // asked for is returned (once) by `pamTakeFailDelay`, and the caller applies it.
+  /** Why PAM cannot be used here, or null (loads libpam.so.0 on first call). */
+  pamUnavailableReason(): string | null;
+  /** pam_start; returns a handle number valid on this thread until `pamEnd`. */
+  pamStart(service: string, user: string | null, fd: number): number;
+  /** pam_authenticate / pam_acct_mgmt / pam_chauthtok / pam_setcred / pam_open_session / pam_close_session: the PAM status. */
+  pamCall(
+    handle: number,
+    op: 'authenticate' | 'acct_mgmt' | 'chauthtok' | 'setcred' | 'open_session' | 'close_session',
+    flags: number,
+  ): number;
+  /** pam_set_item for string items (SERVICE 1, USER 2, TTY 3, RHOST 4, RUSER 8, USER_PROMPT 9, XDISPLAY 11). */
+  pamSetItem(handle: number, item: number, value: string): number;
+  pamGetItem(handle: number, item: number): string | null;
+  /** pam_getenvlist: `NAME=value` strings set by modules (pam_env, pam_systemd…). */
+  pamGetenvlist(handle: number): string[];
+  pamStrerror(handle: number, status: number): string;
+  /** Microseconds PAM asked to wait after the last failure (0 if none), then reset. */
+  pamTakeFailDelay(handle: number): number;
+  /** pam_end; the handle is dead afterwards. */
+  pamEnd(handle: number, status: number): number;
 
   // ---- test hooks ----------------------------------------------------------------------------
   /** Panics inside Rust, to prove no panic crosses the FFI (throws ERR_NATIVE_PANIC). */

@@ -9,8 +9,11 @@ use crate::bound::{self, RING_DETACHED};
 use crate::map;
 use crate::napi::{export, Env, Error, Handler, HandlerN, Result, MAX_ARGS, MAX_SAFE_INTEGER};
 use crate::napi_sys::napi_value;
+use crate::pam;
 use crate::poller;
+use crate::pty;
 use crate::ring::{check_range, Ring};
+use crate::user;
 use crate::xen;
 
 type Args = [napi_value; MAX_ARGS];
@@ -305,6 +308,219 @@ unsafe fn unref_fd(env: Env, a: &Args) -> Result<napi_value> {
     env.undefined()
 }
 
+// ---- pseudo-terminals and processes ------------------------------------------------------------
+
+/// Window sizes are u16 in the kernel; 0 is allowed there but meaningless for a session.
+unsafe fn size_args(env: Env, cols: napi_value, rows: napi_value) -> Result<(u16, u16)> {
+    let c = env.uint_arg(cols, "cols", u16::MAX as u64)? as u16;
+    let r = env.uint_arg(rows, "rows", u16::MAX as u64)? as u16;
+    if c == 0 || r == 0 {
+        return Err(Error::invalid("cols and rows must be at least 1"));
+    }
+    Ok((c, r))
+}
+
+unsafe fn pty_open(env: Env, a: &Args) -> Result<napi_value> {
+    let (cols, rows) = size_args(env, a[0], a[1])?;
+    let pair = pty::open_pty(cols, rows)?;
+    let o = env.object()?;
+    env.set(o, c"master", env.int32(pair.master)?)?;
+    env.set(o, c"slave", env.int32(pair.slave)?)?;
+    env.set(o, c"path", env.string(&pair.path)?)?;
+    Ok(o)
+}
+
+unsafe fn pty_resize(env: Env, a: &Args) -> Result<napi_value> {
+    let fd = env.fd_arg(a[0])?;
+    let (cols, rows) = size_args(env, a[1], a[2])?;
+    pty::set_size(fd, cols, rows)?;
+    env.undefined()
+}
+
+unsafe fn pty_get_size(env: Env, a: &Args) -> Result<napi_value> {
+    let (cols, rows) = pty::get_size(env.fd_arg(a[0])?)?;
+    let o = env.object()?;
+    env.set(o, c"cols", env.uint32(cols as u32)?)?;
+    env.set(o, c"rows", env.uint32(rows as u32)?)?;
+    Ok(o)
+}
+
+/// An optional id (uid, gid): null/undefined means "keep ours".
+unsafe fn optional_id(env: Env, v: napi_value, name: &str) -> Result<Option<u32>> {
+    if env.is_nullish(v)? {
+        return Ok(None);
+    }
+    // 2^32 - 1 is (uid_t)-1, which setuid treats as "no change"; refuse it to avoid surprises.
+    Ok(Some(env.uint_arg(v, name, u32::MAX as u64 - 1)? as u32))
+}
+
+/// A list of group ids; empty is valid (no supplementary groups).
+unsafe fn id_list(env: Env, v: napi_value, name: &str) -> Result<Vec<u32>> {
+    let list = env.uint_list_arg_from(v, name, u32::MAX as u64 - 1, 0, 65536)?;
+    Ok(list.into_iter().map(|g| g as u32).collect())
+}
+
+unsafe fn pty_spawn(env: Env, a: &Args) -> Result<napi_value> {
+    let slave = env.fd_arg(a[0])?;
+    let file = env.cstring_arg(a[1], "file")?;
+    if !file.as_bytes().starts_with(b"/") {
+        return Err(Error::invalid("file must be an absolute path"));
+    }
+    let args = env.cstring_list_arg(a[2], "args", 4096)?;
+    if args.is_empty() {
+        return Err(Error::invalid("args must hold at least argv[0]"));
+    }
+    let env_list = env.cstring_list_arg(a[3], "env", 65536)?;
+    let cwd = if env.is_nullish(a[4])? { None } else { Some(env.cstring_arg(a[4], "cwd")?) };
+    let uid = optional_id(env, a[5], "uid")?;
+    let gid = optional_id(env, a[6], "gid")?;
+    let groups = if env.is_nullish(a[7])? { None } else { Some(id_list(env, a[7], "groups")?) };
+    let spec = pty::SpawnSpec { file, args, env: env_list, cwd, slave, uid, gid, groups };
+    let (pid, pidfd) = pty::spawn(&spec)?;
+    let o = env.object()?;
+    env.set(o, c"pid", env.int32(pid)?)?;
+    env.set(o, c"pidfd", env.int32(pidfd)?)?;
+    Ok(o)
+}
+
+unsafe fn child_reap(env: Env, a: &Args) -> Result<napi_value> {
+    let pid = env.uint_arg(a[0], "pid", i32::MAX as u64)? as i32;
+    if pid == 0 {
+        return Err(Error::invalid("pid must be a process id, not 0"));
+    }
+    let block = if env.is_nullish(a[1])? { false } else { env.bool_arg(a[1], "block")? };
+    match pty::reap(pid, block)? {
+        None => env.null(),
+        Some(exit) => {
+            let o = env.object()?;
+            env.set(
+                o,
+                c"exitCode",
+                match exit.code {
+                    Some(c) => env.int32(c)?,
+                    None => env.null()?,
+                },
+            )?;
+            env.set(
+                o,
+                c"signal",
+                match exit.signal {
+                    Some(s) => env.int32(s)?,
+                    None => env.null()?,
+                },
+            )?;
+            Ok(o)
+        }
+    }
+}
+
+unsafe fn fd_set_blocking(env: Env, a: &Args) -> Result<napi_value> {
+    pty::set_blocking(env.fd_arg(a[0])?, env.bool_arg(a[1], "blocking")?)?;
+    env.undefined()
+}
+
+// ---- users and groups ---------------------------------------------------------------------------
+
+unsafe fn passwd_value(env: Env, p: Option<user::Passwd>) -> Result<napi_value> {
+    let Some(p) = p else { return env.null() };
+    let o = env.object()?;
+    env.set(o, c"name", env.string(&p.name)?)?;
+    env.set(o, c"uid", env.uint32(p.uid)?)?;
+    env.set(o, c"gid", env.uint32(p.gid)?)?;
+    env.set(o, c"gecos", env.string(&p.gecos)?)?;
+    env.set(o, c"dir", env.string(&p.dir)?)?;
+    env.set(o, c"shell", env.string(&p.shell)?)?;
+    Ok(o)
+}
+
+unsafe fn getpwnam(env: Env, a: &Args) -> Result<napi_value> {
+    let name = env.cstring_arg(a[0], "name")?;
+    passwd_value(env, user::getpwnam(&name)?)
+}
+
+unsafe fn getpwuid(env: Env, a: &Args) -> Result<napi_value> {
+    let uid = env.u32_arg(a[0], "uid")?;
+    passwd_value(env, user::getpwuid(uid)?)
+}
+
+unsafe fn getgrouplist(env: Env, a: &Args) -> Result<napi_value> {
+    let name = env.cstring_arg(a[0], "name")?;
+    let gid = env.u32_arg(a[1], "gid")?;
+    env.uint_array(&user::getgrouplist(&name, gid)?)
+}
+
+unsafe fn setgroups(env: Env, a: &Args) -> Result<napi_value> {
+    user::setgroups(&id_list(env, a[0], "groups")?)?;
+    env.undefined()
+}
+
+unsafe fn getgroups(env: Env, _a: &Args) -> Result<napi_value> {
+    env.uint_array(&user::getgroups()?)
+}
+
+// ---- PAM ------------------------------------------------------------------------------------------
+
+unsafe fn pam_unavailable_reason(env: Env, _a: &Args) -> Result<napi_value> {
+    match pam::unavailable_reason() {
+        Some(why) => env.string(&why),
+        None => env.null(),
+    }
+}
+
+unsafe fn pam_id(env: Env, v: napi_value) -> Result<u32> {
+    env.u32_arg(v, "handle")
+}
+
+unsafe fn pam_start(env: Env, a: &Args) -> Result<napi_value> {
+    let service = env.cstring_arg(a[0], "service")?;
+    let user = if env.is_nullish(a[1])? { None } else { Some(env.cstring_arg(a[1], "user")?) };
+    let fd = env.fd_arg(a[2])?;
+    env.uint32(pam::start(&service, user.as_deref(), fd)?)
+}
+
+unsafe fn pam_call(env: Env, a: &Args) -> Result<napi_value> {
+    let id = pam_id(env, a[0])?;
+    let op = env.string_arg(a[1], "op")?;
+    let flags = env.uint_arg(a[2], "flags", 0xFFFF)? as i32;
+    env.int32(pam::call(id, &op, flags)?)
+}
+
+unsafe fn pam_set_item(env: Env, a: &Args) -> Result<napi_value> {
+    let id = pam_id(env, a[0])?;
+    let item = env.uint_arg(a[1], "item", 64)? as i32;
+    let value = env.cstring_arg(a[2], "value")?;
+    env.int32(pam::set_item(id, item, &value)?)
+}
+
+unsafe fn pam_get_item(env: Env, a: &Args) -> Result<napi_value> {
+    let id = pam_id(env, a[0])?;
+    let item = env.uint_arg(a[1], "item", 64)? as i32;
+    match pam::get_item(id, item)? {
+        Some(s) => env.string(&s),
+        None => env.null(),
+    }
+}
+
+unsafe fn pam_getenvlist(env: Env, a: &Args) -> Result<napi_value> {
+    env.string_array(&pam::getenvlist(pam_id(env, a[0])?)?)
+}
+
+unsafe fn pam_strerror(env: Env, a: &Args) -> Result<napi_value> {
+    let id = pam_id(env, a[0])?;
+    let status = env.uint_arg(a[1], "status", 255)? as i32;
+    env.string(&pam::strerror(id, status)?)
+}
+
+unsafe fn pam_take_fail_delay(env: Env, a: &Args) -> Result<napi_value> {
+    env.uint32(pam::take_fail_delay(pam_id(env, a[0])?)?)
+}
+
+unsafe fn pam_end(env: Env, a: &Args) -> Result<napi_value> {
+    let id = pam_id(env, a[0])?;
+    let status = env.uint_arg(a[1], "status", 255)? as i32;
+    env.int32(pam::end(id, status)?)
+}
+
 unsafe fn test_panic(_env: Env, _a: &Args) -> Result<napi_value> {
     panic!("testPanic: a deliberate panic, caught before the FFI boundary");
 }
@@ -340,6 +556,26 @@ const FUNCTIONS: &[(&std::ffi::CStr, Handler)] = &[
     (c"unwatchFd", unwatch_fd),
     (c"refFd", ref_fd),
     (c"unrefFd", unref_fd),
+    (c"ptyOpen", pty_open),
+    (c"ptyResize", pty_resize),
+    (c"ptyGetSize", pty_get_size),
+    (c"ptySpawn", pty_spawn),
+    (c"childReap", child_reap),
+    (c"fdSetBlocking", fd_set_blocking),
+    (c"getpwnam", getpwnam),
+    (c"getpwuid", getpwuid),
+    (c"getgrouplist", getgrouplist),
+    (c"setgroups", setgroups),
+    (c"getgroups", getgroups),
+    (c"pamUnavailableReason", pam_unavailable_reason),
+    (c"pamStart", pam_start),
+    (c"pamCall", pam_call),
+    (c"pamSetItem", pam_set_item),
+    (c"pamGetItem", pam_get_item),
+    (c"pamGetenvlist", pam_getenvlist),
+    (c"pamStrerror", pam_strerror),
+    (c"pamTakeFailDelay", pam_take_fail_delay),
+    (c"pamEnd", pam_end),
     (c"testPanic", test_panic),
 ];
 

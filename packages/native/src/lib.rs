@@ -7,6 +7,8 @@
 //! - `map`, `ring`, `xen`, `poller`: page mappings, fenced ring copies, /dev/xen devices, and the
 //!   epoll thread.
 //! - `bound`: ring handles (a layout validated once, its page re-checked cheaply on each call).
+//! - `pty`, `user`, `pam`: pseudo-terminals and sessions (fork/exec as another user with a
+//!   controlling tty, waitpid), the passwd/group databases, PAM loaded at run time.
 
 mod bound;
 mod errno;
@@ -15,8 +17,11 @@ mod libc_sys;
 mod map;
 mod napi;
 mod napi_sys;
+mod pam;
 mod poller;
+mod pty;
 mod ring;
+mod user;
 mod xen;
 
 use napi::{guard, Env};

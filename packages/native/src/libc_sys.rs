@@ -1,6 +1,8 @@
 //! Hand-declared libc functions and Linux constants (x86_64 and aarch64; glibc and musl).
 //!
-//! Only what std does not already offer: mmap, ioctl, poll, epoll, eventfd, statx, fcntl.
+//! Only what std does not already offer: mmap, ioctl, poll, epoll, eventfd, statx, fcntl; for
+//! pseudo-terminals and sessions: posix_openpt and friends, fork/exec, credentials, waitpid,
+//! the passwd database, dlopen (libpam is loaded at run time, see pam.rs).
 //! Constant values are the asm-generic ones shared by both architectures.
 
 #![allow(non_camel_case_types, dead_code)]
@@ -45,6 +47,34 @@ pub struct statx_buf {
     pub rest: [u64; 26],
 }
 
+/// `sigset_t` as glibc and musl define it: 1024 bits (only the first 64 are used by Linux).
+#[repr(C)]
+pub struct SigSet {
+    pub bits: [u64; 16],
+}
+
+/// `struct passwd` (glibc and musl, 64-bit).
+#[repr(C)]
+pub struct passwd {
+    pub pw_name: *mut c_char,
+    pub pw_passwd: *mut c_char,
+    pub pw_uid: c_uint,
+    pub pw_gid: c_uint,
+    pub pw_gecos: *mut c_char,
+    pub pw_dir: *mut c_char,
+    pub pw_shell: *mut c_char,
+}
+
+/// `struct winsize` for TIOCGWINSZ / TIOCSWINSZ.
+#[repr(C)]
+#[derive(Default)]
+pub struct winsize {
+    pub ws_row: u16,
+    pub ws_col: u16,
+    pub ws_xpixel: u16,
+    pub ws_ypixel: u16,
+}
+
 extern "C" {
     pub fn mmap(
         addr: *mut c_void,
@@ -66,6 +96,53 @@ extern "C" {
     pub fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event) -> c_int;
     pub fn epoll_wait(epfd: c_int, events: *mut epoll_event, maxevents: c_int, timeout: c_int) -> c_int;
     pub fn eventfd(initval: c_uint, flags: c_int) -> c_int;
+    // ---- pseudo-terminals, processes, credentials ----
+    pub fn posix_openpt(flags: c_int) -> c_int;
+    pub fn grantpt(fd: c_int) -> c_int;
+    pub fn unlockpt(fd: c_int) -> c_int;
+    pub fn ptsname_r(fd: c_int, buf: *mut c_char, buflen: usize) -> c_int;
+    pub fn open(path: *const c_char, flags: c_int, ...) -> c_int;
+    pub fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
+    pub fn fork() -> c_int;
+    pub fn setsid() -> c_int;
+    pub fn dup2(old: c_int, new: c_int) -> c_int;
+    pub fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
+    pub fn _exit(status: c_int) -> !;
+    pub fn chdir(path: *const c_char) -> c_int;
+    pub fn setuid(uid: c_uint) -> c_int;
+    pub fn setgid(gid: c_uint) -> c_int;
+    pub fn setgroups(size: usize, list: *const c_uint) -> c_int;
+    pub fn getgroups(size: c_int, list: *mut c_uint) -> c_int;
+    pub fn getgrouplist(
+        user: *const c_char,
+        group: c_uint,
+        groups: *mut c_uint,
+        ngroups: *mut c_int,
+    ) -> c_int;
+    pub fn waitpid(pid: c_int, status: *mut c_int, options: c_int) -> c_int;
+    pub fn signal(sig: c_int, handler: usize) -> usize;
+    pub fn sigprocmask(how: c_int, set: *const SigSet, old: *mut SigSet) -> c_int;
+    pub fn syscall(number: c_long, ...) -> c_long;
+    pub fn getpwnam_r(
+        name: *const c_char,
+        pwd: *mut passwd,
+        buf: *mut c_char,
+        buflen: usize,
+        result: *mut *mut passwd,
+    ) -> c_int;
+    pub fn getpwuid_r(
+        uid: c_uint,
+        pwd: *mut passwd,
+        buf: *mut c_char,
+        buflen: usize,
+        result: *mut *mut passwd,
+    ) -> c_int;
+    pub fn malloc(size: usize) -> *mut c_void;
+    pub fn free(ptr: *mut c_void);
+    pub fn dlopen(filename: *const c_char, flags: c_int) -> *mut c_void;
+    pub fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+    pub fn dlerror() -> *mut c_char;
+
     pub fn statx(
         dirfd: c_int,
         pathname: *const c_char,
@@ -107,10 +184,39 @@ pub const S_IFREG: u16 = 0o100000;
 
 pub const SC_PAGESIZE: c_int = 30;
 
+pub const O_RDWR: c_int = 2;
+pub const O_NOCTTY: c_int = 0o400;
+pub const O_NONBLOCK: c_int = 0o4000;
+pub const O_CLOEXEC: c_int = 0o2000000;
+pub const F_SETFD: c_int = 2;
+pub const F_GETFL: c_int = 3;
+pub const F_SETFL: c_int = 4;
+pub const FD_CLOEXEC: c_int = 1;
+
+pub const TIOCGWINSZ: IoctlRequest = 0x5413;
+pub const TIOCSWINSZ: IoctlRequest = 0x5414;
+pub const TIOCSCTTY: IoctlRequest = 0x540E;
+
+pub const WNOHANG: c_int = 1;
+pub const SIG_DFL: usize = 0;
+pub const SIG_SETMASK: c_int = 2;
+/// Highest signal number + 1 on Linux.
+pub const NSIG: c_int = 65;
+
+/// The same number on x86_64 and aarch64 (syscalls added after 5.0 share one table).
+pub const SYS_PIDFD_OPEN: c_long = 434;
+pub const SYS_CLOSE_RANGE: c_long = 436;
+pub const CLOSE_RANGE_CLOEXEC: c_uint = 1 << 2;
+
+pub const RTLD_NOW: c_int = 2;
+pub const RTLD_GLOBAL: c_int = 0x100;
+
 pub const ENOENT: i32 = 2;
 pub const EINTR: i32 = 4;
 pub const EBADF: i32 = 9;
 pub const EAGAIN: i32 = 11;
+pub const ECHILD: i32 = 10;
+pub const ERANGE: i32 = 34;
 pub const ENOSYS: i32 = 38;
 
 /// errno of the last failed libc call on this thread.

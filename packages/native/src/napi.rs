@@ -28,6 +28,8 @@ pub enum Error {
     Napi { status: napi_status, call: &'static str },
     /// A caught Rust panic: `code` ERR_NATIVE_PANIC.
     Panic(String),
+    /// Any other failure with its own stable code (e.g. ERR_PAM_UNAVAILABLE).
+    Coded { code: &'static str, message: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -67,6 +69,11 @@ impl Env {
     pub fn undefined(self) -> Result<napi_value> {
         let mut v = ptr::null_mut();
         self.check(unsafe { napi_get_undefined(self.0, &mut v) }, "napi_get_undefined")?;
+        Ok(v)
+    }
+    pub fn null(self) -> Result<napi_value> {
+        let mut v = ptr::null_mut();
+        self.check(unsafe { napi_get_null(self.0, &mut v) }, "napi_get_null")?;
         Ok(v)
     }
     pub fn boolean(self, b: bool) -> Result<napi_value> {
@@ -194,6 +201,52 @@ impl Env {
         buf.truncate(written);
         String::from_utf8(buf).map_err(|_| Error::invalid(format!("{name} is not valid UTF-8")))
     }
+    /// True for `undefined` and `null` (optional arguments).
+    pub fn is_nullish(self, v: napi_value) -> Result<bool> {
+        let t = self.type_of(v)?;
+        Ok(t == NAPI_UNDEFINED || t == NAPI_NULL)
+    }
+    /// A string for C: rejects NUL bytes.
+    pub fn cstring_arg(self, v: napi_value, name: &str) -> Result<std::ffi::CString> {
+        let s = self.string_arg(v, name)?;
+        std::ffi::CString::new(s).map_err(|_| Error::invalid(format!("{name} must not contain NUL bytes")))
+    }
+    /// An array of at most `max_len` strings for C (no NUL bytes).
+    pub fn cstring_list_arg(self, v: napi_value, name: &str, max_len: u32) -> Result<Vec<std::ffi::CString>> {
+        let mut is_array = false;
+        self.check(unsafe { napi_is_array(self.0, v, &mut is_array) }, "napi_is_array")?;
+        if !is_array {
+            return Err(Error::invalid(format!("{name} must be an array of strings")));
+        }
+        let mut len = 0u32;
+        self.check(unsafe { napi_get_array_length(self.0, v, &mut len) }, "napi_get_array_length")?;
+        if len > max_len {
+            return Err(Error::invalid(format!("{name} must have at most {max_len} elements, got {len}")));
+        }
+        let mut out = Vec::with_capacity(len as usize);
+        for i in 0..len {
+            let mut e = ptr::null_mut();
+            self.check(unsafe { napi_get_element(self.0, v, i, &mut e) }, "napi_get_element")?;
+            out.push(self.cstring_arg(e, &format!("{name}[{i}]"))?);
+        }
+        Ok(out)
+    }
+    /// An array of strings, as JS values (for results).
+    pub fn string_array(self, items: &[String]) -> Result<napi_value> {
+        let array = self.array(items.len())?;
+        for (i, s) in items.iter().enumerate() {
+            self.set_element(array, i as u32, self.string(s)?)?;
+        }
+        Ok(array)
+    }
+    /// An array of numbers, as a JS value.
+    pub fn uint_array(self, items: &[u32]) -> Result<napi_value> {
+        let array = self.array(items.len())?;
+        for (i, n) in items.iter().enumerate() {
+            self.set_element(array, i as u32, self.uint32(*n)?)?;
+        }
+        Ok(array)
+    }
     pub fn function_arg(self, v: napi_value, name: &str) -> Result<napi_value> {
         if self.type_of(v)? != NAPI_FUNCTION {
             return Err(Error::invalid(format!("{name} must be a function")));
@@ -309,6 +362,18 @@ impl Env {
 
     /// An array of integers, each in `0..=max`, with `1..=max_len` elements.
     pub fn uint_list_arg(self, v: napi_value, name: &str, max: u64, max_len: u32) -> Result<Vec<u64>> {
+        self.uint_list_arg_from(v, name, max, 1, max_len)
+    }
+
+    /// An array of integers, each in `0..=max`, with `min_len..=max_len` elements.
+    pub fn uint_list_arg_from(
+        self,
+        v: napi_value,
+        name: &str,
+        max: u64,
+        min_len: u32,
+        max_len: u32,
+    ) -> Result<Vec<u64>> {
         let mut is_array = false;
         self.check(unsafe { napi_is_array(self.0, v, &mut is_array) }, "napi_is_array")?;
         if !is_array {
@@ -316,8 +381,10 @@ impl Env {
         }
         let mut len = 0u32;
         self.check(unsafe { napi_get_array_length(self.0, v, &mut len) }, "napi_get_array_length")?;
-        if len == 0 || len > max_len {
-            return Err(Error::invalid(format!("{name} must have 1..={max_len} elements, got {len}")));
+        if len < min_len || len > max_len {
+            return Err(Error::invalid(format!(
+                "{name} must have {min_len}..={max_len} elements, got {len}"
+            )));
         }
         let mut out = Vec::with_capacity(len as usize);
         for i in 0..len {
@@ -361,6 +428,7 @@ impl Env {
                 None,
                 None,
             ),
+            Error::Coded { code, message } => (code.to_string(), message, None, None, None),
             Error::Panic(msg) => {
                 ("ERR_NATIVE_PANIC".to_string(), format!("panic in native code: {msg}"), None, None, None)
             }

@@ -42,6 +42,7 @@ pub const NAPI_CLOSING: napi_status = 16;
 
 pub type napi_valuetype = i32;
 pub const NAPI_UNDEFINED: napi_valuetype = 0;
+pub const NAPI_NULL: napi_valuetype = 1;
 pub const NAPI_FUNCTION: napi_valuetype = 7;
 
 pub type napi_typedarray_type = i32;
@@ -137,6 +138,7 @@ extern "C" {
     // ---- primitives ----
     pub fn napi_typeof(env: napi_env, value: napi_value, result: *mut napi_valuetype) -> napi_status;
     pub fn napi_get_undefined(env: napi_env, result: *mut napi_value) -> napi_status;
+    pub fn napi_get_null(env: napi_env, result: *mut napi_value) -> napi_status;
     pub fn napi_get_boolean(env: napi_env, value: bool, result: *mut napi_value) -> napi_status;
     pub fn napi_get_value_bool(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
     pub fn napi_get_value_double(env: napi_env, value: napi_value, result: *mut f64) -> napi_status;
