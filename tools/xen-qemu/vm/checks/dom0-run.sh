@@ -176,6 +176,25 @@ if any_selected $XS_CHECKS; then
   mark xenstore-done
 fi
 
+# ---- @xencons/evtchn's conformance suite on /dev/xen/evtchn (dom0 to itself) ---------------
+EVTCHN_CHECKS='evtchn evtchn-alloc-bind-notify evtchn-bind-raises-event evtchn-callback-and-iterator evtchn-mask-until-unmask evtchn-unbind evtchn-close evtchn-misuse-not-bound evtchn-misuse-bind evtchn-misuse-cross-process evtchn-lost-wakeup-spin evtchn-lost-wakeup-yield evtchn-lost-wakeup-masked evtchn-ring-exchange evtchn-peer-killed'
+if any_selected $EVTCHN_CHECKS; then
+  mark evtchn
+  timeout -k 5 900 "$NODE" "$VM/evtchn-checks.mjs" --only "$XQ_ONLY" \
+    >"$WORK/evtchn.out" 2>"$WORK/evtchn.err"
+  rc=$?
+  grep -E '^(PASS|FAIL) ' "$WORK/evtchn.out" | while IFS= read -r l; do
+    printf '%s\n' "$l" >>"$OUT"
+    printf '\nXQ-RESULT %s\n' "$l"
+  done
+  grep -E '^NOTE ' "$WORK/evtchn.out" | while IFS= read -r l; do printf '\nXQ-%s\n' "$l"; done
+  if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$WORK/evtchn.out"; then
+    fail evtchn "evtchn-checks.mjs exited $rc: $(tail -n 5 "$WORK/evtchn.err")"
+  fi
+  [ -s "$WORK/evtchn.err" ] && { printf 'evtchn-checks stderr:\n'; tail -n 40 "$WORK/evtchn.err"; }
+  mark evtchn-done
+fi
+
 if [ -n "$domid" ]; then
   timeout 60 xl destroy "$domid" >/dev/null 2>&1
   if selected guest-destroy; then
