@@ -5,3 +5,4 @@ import type { Bench } from './result.js';
 export const benches: readonly Bench[] = [ringBench];
 (benches as Bench[]).push((await import('./benches/xenstored.js')).xenstoredBench);
 (benches as Bench[]).push((await import('./benches/xenstore.js')).xenstoreBench);
+(benches as Bench[]).push((await import('./benches/evtchn.js')).evtchnBench);

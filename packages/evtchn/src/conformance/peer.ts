@@ -29,6 +29,8 @@ const counts = new Map<number, number>();
 const waiters: (() => void)[] = [];
 /** Ports the peer does not unmask on delivery (left to explicit `unmask`). */
 const manual = new Set<number>();
+/** Ports the peer notifies back on every delivery (ping-pong). */
+const echo = new Set<number>();
 
 async function open(): Promise<EventChannels> {
   if (channels !== null) return channels;
@@ -48,6 +50,7 @@ async function open(): Promise<EventChannels> {
   ch.onEvent((port) => {
     counts.set(port, (counts.get(port) ?? 0) + 1);
     if (!manual.has(port) && ch.ports.has(port)) ch.unmask(port);
+    if (echo.has(port) && ch.ports.has(port)) ch.notify(port);
     for (const w of waiters.splice(0)) w();
   });
   return ch;
@@ -104,6 +107,12 @@ const ops: Record<string, (a: Args) => unknown> = {
   },
   unmask: (a) => need(channels, 'open').unmask(num(a, 'port')) ?? null,
   unbind: async (a) => (await need(channels, 'open').unbind(num(a, 'port'))) ?? null,
+  /** With `on`, every delivery of `port` is answered with a notify on it. */
+  echo: (a) => {
+    if (a.on === true) echo.add(num(a, 'port'));
+    else echo.delete(num(a, 'port'));
+    return null;
+  },
   manualUnmask: (a) => {
     if (a.on === true) manual.add(num(a, 'port'));
     else manual.delete(num(a, 'port'));
