@@ -4,7 +4,7 @@
 import { subscribe } from 'node:diagnostics_channel';
 import { rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { XenstoredEvent } from './daemon.js';
+import { DEFAULT_SPIN_MICROS, type XenstoredEvent } from './daemon.js';
 import { QUOTA_NAMES, type Quotas } from './quotas.js';
 import { startXenstored } from './server.js';
 
@@ -17,6 +17,7 @@ permissions, watches, transactions and quotas. Point Xen's tools at it with XENS
   --trace FILE      append a trace of every request and reply (SIGHUP reopens it)
   --pid-file FILE   write the daemon's pid here (removed on exit)
   --quota NAME=N    set a quota: ${QUOTA_NAMES.map(([n]) => n).join(', ')}
+  --spin-us N       after a request, poll for N µs before sleeping (default ${DEFAULT_SPIN_MICROS}; 0: off)
   -h, --help        this text
 
 Readiness is logged once to stderr; SIGTERM closes every connection and exits 0.
@@ -57,6 +58,7 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
     trace?: string;
     'pid-file'?: string;
     quota?: string[];
+    'spin-us'?: string;
     help?: boolean;
   };
   try {
@@ -67,6 +69,7 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
         trace: { type: 'string' },
         'pid-file': { type: 'string' },
         quota: { type: 'string', multiple: true },
+        'spin-us': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
@@ -93,6 +96,12 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
     }
     quotas[entry[1]] = Number(m[2]);
   }
+  const spinArg = values['spin-us'];
+  const spinMicros = spinArg === undefined ? undefined : Number(spinArg);
+  if (spinMicros !== undefined && !(Number.isInteger(spinMicros) && spinMicros >= 0)) {
+    io.stderr.write(`xencons-xenstored: bad --spin-us ${spinArg}: expected an integer >= 0\n`);
+    return 2;
+  }
   const log = logger(io);
   const onEvent = (message: unknown) => {
     const e = message as XenstoredEvent;
@@ -108,6 +117,7 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
     running = await startXenstored({
       socketPath: values.socket,
       quotas,
+      ...(spinMicros === undefined ? {} : { spinMicros }),
       ...(values.trace === undefined ? {} : { trace: values.trace }),
     });
   } catch (err) {

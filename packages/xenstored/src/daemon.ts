@@ -77,7 +77,16 @@ export interface XenstoredOptions {
   watchEventTimeoutMs?: number;
   /** Receives every request and reply for the trace file. */
   trace?: (line: string) => void;
+  /**
+   * After a request, the event loop polls instead of sleeping for this long (µs), so the next
+   * request of a client in a request loop is picked up without a wake-up. 0 turns it off.
+   * Default {@link DEFAULT_SPIN_MICROS}.
+   */
+  spinMicros?: number;
 }
+
+/** "Spin briefly, then sleep" (DESIGN.md): the default polling window after a request, µs. */
+export const DEFAULT_SPIN_MICROS = 0;
 
 /** A domain as the daemon knows it (cxenstored's `struct domain`). */
 export interface DomainState {
@@ -137,6 +146,10 @@ export class Xenstored implements ConnectionHandler {
   readonly #eventTimeout: number;
   #trace: ((line: string) => void) | undefined;
   #tracing = true;
+  readonly #spinMs: number;
+  #spinUntil = 0;
+  #spinning = false;
+  #stopped = false;
   readonly #stats = {
     requests: 0,
     droppedSlowConnections: 0,
@@ -153,6 +166,7 @@ export class Xenstored implements ConnectionHandler {
     this.#maxOutput = options.maxOutputBytes ?? 1024 * 1024;
     this.#eventTimeout = options.watchEventTimeoutMs ?? 20_000;
     this.#trace = options.trace;
+    this.#spinMs = Math.max(0, options.spinMicros ?? DEFAULT_SPIN_MICROS) / 1000;
     // setup_structure: / → tool → xenstored, all owned by dom0 with `n0`.
     const n0: Perms = [{ id: 0, perms: PERM_NONE }];
     this.tree = new Tree(n0);
@@ -262,10 +276,28 @@ export class Xenstored implements ConnectionHandler {
     };
   }
 
-  /** Closes every connection. */
+  /** Closes every connection (and stops polling). */
   closeAll(reason: string): void {
+    this.#stopped = true;
     for (const conn of [...this.connections]) conn.close(reason);
   }
+
+  /**
+   * Keeps the event loop polling (a chain of immediates: every ready connection is still served
+   * in turn) until `spinMicros` after the latest request, then lets it sleep again.
+   */
+  #keepAwake(): void {
+    if (this.#spinMs === 0 || this.#stopped) return;
+    this.#spinUntil = performance.now() + this.#spinMs;
+    if (this.#spinning) return;
+    this.#spinning = true;
+    setImmediate(this.#spin);
+  }
+
+  readonly #spin = (): void => {
+    if (!this.#stopped && performance.now() < this.#spinUntil) setImmediate(this.#spin);
+    else this.#spinning = false;
+  };
 
   // ---- domains (also driven by the simulated hypervisor) ------------------------------------
 
@@ -345,6 +377,7 @@ export class Xenstored implements ConnectionHandler {
         txId: msg.txId,
         payload: msg.payload,
       } satisfies XenstoredEvent);
+    this.#keepAwake();
     try {
       this.#process(conn, msg, payload);
     } catch (err) {
@@ -428,7 +461,11 @@ export class Xenstored implements ConnectionHandler {
 
   /** {@link #getNode} without the throw: the node, or the errno name it would fail with. */
   #lookup(req: Req, name: string | null, perm: number): NodeData | string {
-    if (name === null || !isValidNodename(name, this.quotas.pathMax)) return 'EINVAL';
+    // A payload that is not exactly one string (`onearg` gives NULL): cxenstored 4.17's
+    // get_node_canonicalized returns without setting errno, and the request answers with the
+    // errno left from before, which is ENOENT (seen on real Xen and through the shim).
+    if (name === null) return 'ENOENT';
+    if (!isValidNodename(name, this.quotas.pathMax)) return 'EINVAL';
     const caller = this.#caller(req.conn);
     const node = req.view.get(name);
     let errno = 'ENOENT';
@@ -682,6 +719,8 @@ export class Xenstored implements ConnectionHandler {
   doMkdir(req: Req): void {
     const name = this.#canonical(req, oneArg(req.text));
     const node = this.#lookup(req, name, PERM_WRITE);
+    // do_mkdir: "if (!name) return ENOMEM" after the stale ENOENT of a malformed payload.
+    if (node === 'ENOENT' && name === null) fail('ENOMEM');
     if (node === 'ENOENT') {
       this.#createNode(req, name!, '');
       this.#fire(req, name!, false);
@@ -695,6 +734,8 @@ export class Xenstored implements ConnectionHandler {
   doRm(req: Req): void {
     const name = this.#canonical(req, oneArg(req.text));
     const node = this.#lookup(req, name, PERM_WRITE);
+    // do_rm: "if (!name) return ENOMEM" after the stale ENOENT of a malformed payload.
+    if (node === 'ENOENT' && name === null) fail('ENOMEM');
     if (node === 'ENOENT' && req.view.get(parentOf(name!)) !== undefined) {
       this.#reply(req.conn, req.msg, OK);
       return;

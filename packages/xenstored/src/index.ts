@@ -2,6 +2,7 @@ export { atoi, atou, strtol } from './c-number.js';
 export { Connection, type ConnectionInit, type ConnectionKind } from './connection.js';
 export { runControl } from './control.js';
 export {
+  DEFAULT_SPIN_MICROS,
   type DomainState,
   diagnostics,
   type IntroduceRequest,
