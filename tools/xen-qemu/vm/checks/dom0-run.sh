@@ -78,7 +78,10 @@ fi
 # ---- a PV guest and its console ------------------------------------------------------------
 NATIVE_CHECKS='native native-load native-evtchn native-grant-map native-console-page native-ring-codec'
 XS_CHECKS='xs xs-socket-rw xs-socket-dir-perms xs-socket-watch xs-socket-tx xs-domain xs-xenbus-rw xs-xenbus-dir-perms xs-xenbus-watch xs-xenbus-tx xs-ours xs-cmp-rw xs-cmp-dir xs-cmp-paths xs-cmp-perms xs-cmp-watch xs-cmp-tx xs-cmp-misc'
-GUEST_CHECKS='guest-create guest-console-log guest-console-pty guest-node guest-destroy native-console-page native-ring-codec xs-socket-dir-perms xs-xenbus-dir-perms xs-domain'
+# The conformance cases of packages/gnttab (src/conformance/cases.ts), prefixed gnttab-.
+GNTTAB_CHECKS='gnttab gnttab-errnos gnttab-share-map-self gnttab-peer-shares gnttab-peer-maps gnttab-read-only-grant gnttab-grant-for-another-domain gnttab-unknown-grant gnttab-ended-grant gnttab-end-while-mapped gnttab-peer-killed gnttab-frame-map-unprivileged gnttab-frame-unknown gnttab-primary-console gnttab-close-releases gnttab-bad-arguments'
+GNTTAB_GUEST_CHECKS='gnttab gnttab-errnos gnttab-frame-unknown gnttab-primary-console'
+GUEST_CHECKS="guest-create guest-console-log guest-console-pty guest-node guest-destroy native-console-page native-ring-codec xs-socket-dir-perms xs-xenbus-dir-perms xs-domain $GNTTAB_GUEST_CHECKS"
 domid=''
 if any_selected $GUEST_CHECKS; then
   mark guest-create
@@ -175,6 +178,24 @@ if any_selected $XS_CHECKS; then
   fi
   [ -s "$WORK/xs.err" ] && { printf 'xenstore-checks stderr:\n'; tail -n 40 "$WORK/xs.err"; }
   mark xenstore-done
+fi
+
+# ---- @xencons/gnttab's conformance suite on the Linux devices (gntalloc, gntdev, privcmd) -----
+if any_selected $GNTTAB_CHECKS; then
+  mark gnttab
+  timeout -k 5 300 "$NODE" "$VM/gnttab-checks.mjs" --domid "${domid:-}" --only "$XQ_ONLY" \
+    >"$WORK/gnttab.out" 2>"$WORK/gnttab.err"
+  rc=$?
+  grep -E '^(PASS|FAIL) ' "$WORK/gnttab.out" | while IFS= read -r l; do
+    printf '%s\n' "$l" >>"$OUT"
+    printf '\nXQ-RESULT %s\n' "$l"
+  done
+  grep -E '^NOTE ' "$WORK/gnttab.out" | while IFS= read -r l; do printf '\nXQ-%s\n' "$l"; done
+  if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$WORK/gnttab.out"; then
+    fail gnttab "gnttab-checks.mjs exited $rc: $(tail -n 5 "$WORK/gnttab.err")"
+  fi
+  [ -s "$WORK/gnttab.err" ] && { printf 'gnttab-checks stderr:\n'; tail -n 40 "$WORK/gnttab.err"; }
+  mark gnttab-done
 fi
 
 # ---- @xencons/evtchn's conformance suite on /dev/xen/evtchn (dom0 to itself) ---------------
