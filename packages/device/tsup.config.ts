@@ -1,0 +1,3 @@
+import { xenconsTsup } from '../../tools/tsup-config.js';
+
+export default xenconsTsup(['src/index.ts']);

@@ -1,0 +1,3 @@
+import { xenconsProject } from '../../tools/vitest/project.js';
+
+export default xenconsProject('@xencons/device');
