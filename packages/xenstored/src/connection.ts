@@ -25,6 +25,11 @@ export interface ConnectionInit {
   readonly maxOutputBytes: number;
   /** Watch events older than this are discarded for unprivileged readers (0 = never). */
   readonly eventTimeoutMs: number;
+  /**
+   * Replies that may wait for the peer before no further requests are taken from it (the
+   * `outstanding` quota of unprivileged domains); 0 for no limit.
+   */
+  readonly maxOutstanding?: number;
 }
 
 /** What the daemon does with a connection's traffic. */
@@ -77,9 +82,23 @@ export class Connection {
   readonly #queuedEvents = new Map<string, number>();
   #flushScheduled = false;
   #blocked = false;
-  /** Statistics: watch events dropped as duplicates / after their timeout. */
+  /** Statistics: watch events dropped as duplicates / after their timeout / over the quota. */
   coalescedEvents = 0;
   expiredEvents = 0;
+  refusedEvents = 0;
+  /** Bytes this connection's watches cost its domain's `memory` quota (path + token each). */
+  watchBytes = 0;
+  /**
+   * Set for connections of domains bound by the `memory` quota: may `bytes` more be charged?
+   * Watch events that may not are dropped, and longer replies become ENOMEM (cxenstored).
+   */
+  memoryGate: ((bytes: number) => boolean) | null = null;
+  readonly #maxOutstanding: number;
+  /** Replies queued or written but not yet taken by the stream (counted with a limit only). */
+  #outstanding = 0;
+  /** Requests decoded while the outstanding limit was reached, in order. */
+  #held: XsMessage[] = [];
+  #stalled = false;
 
   constructor(stream: Duplex, init: ConnectionInit, handler: ConnectionHandler) {
     this.kind = init.kind;
@@ -91,6 +110,7 @@ export class Connection {
     this.#handler = handler;
     this.#maxOutput = init.maxOutputBytes;
     this.#eventTimeoutMs = init.privileged ? 0 : init.eventTimeoutMs;
+    this.#maxOutstanding = init.maxOutstanding ?? 0;
     this.#decoder = new XsDecoder({ maxPayload: XENSTORE_PAYLOAD_MAX, peer: init.label });
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('end', () => this.close('peer closed the connection'));
@@ -104,10 +124,19 @@ export class Connection {
     return this.#queuedBytes + this.#stream.writableLength;
   }
 
+  /** Replies queued or not yet taken by the stream (tracked when there is a limit). */
+  get outstanding(): number {
+    return this.#outstanding;
+  }
+
   /** Queues a reply whose payload is a latin1 string (each character one byte). */
   reply(type: number, reqId: number, txId: number, payload: string): void {
-    const buf = frame(type, reqId, txId, payload);
-    this.#push(buf, null);
+    // send_reply: only replies over the 16-byte default buffer are checked against the quota.
+    if (payload.length > 16 && this.memoryGate !== null && !this.memoryGate(payload.length + 16)) {
+      this.#push(frame(XsType.ERROR, reqId, txId, 'ENOMEM\0'), null);
+      return;
+    }
+    this.#push(frame(type, reqId, txId, payload), null);
   }
 
   /** Queues a watch event unless an identical one is still queued (`@` events excepted). */
@@ -118,6 +147,10 @@ export class Connection {
     const special = path.charCodeAt(0) === 64;
     if (!special && this.#queuedEvents.has(payload)) {
       this.coalescedEvents++;
+      return;
+    }
+    if (this.memoryGate !== null && !this.memoryGate(payload.length + 16)) {
+      this.refusedEvents++;
       return;
     }
     this.#push(frame(XsType.WATCH_EVENT, 0, 0, payload), special ? '' : payload);
@@ -133,6 +166,7 @@ export class Connection {
     this.#queueTimes = [];
     this.#queuedBytes = 0;
     this.#queuedEvents.clear();
+    this.#held = [];
     if (error === undefined) this.#stream.end();
     this.#stream.destroy(error);
     this.#handler.closed(this, reason);
@@ -142,7 +176,9 @@ export class Connection {
     if (this.closed) return;
     try {
       this.#decoder.feed(chunk, (msg) => {
-        if (!this.closed) this.#handler.message(this, msg);
+        if (this.closed) return;
+        if (this.#stalled) this.#held.push(msg);
+        else this.#take(msg);
       });
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
@@ -150,8 +186,28 @@ export class Connection {
     }
   }
 
+  /** Hands a request to the daemon; stops taking more once the outstanding limit is reached. */
+  #take(msg: XsMessage): void {
+    this.#handler.message(this, msg);
+    if (this.#maxOutstanding > 0 && this.#outstanding >= this.#maxOutstanding && !this.#stalled) {
+      // conn_can_read: no further requests until the peer has taken some replies.
+      this.#stalled = true;
+      this.#stream.pause();
+    }
+  }
+
+  /** Replies of one write were taken by the stream: maybe take held requests again. */
+  #written(replies: number): void {
+    this.#outstanding -= replies;
+    if (!this.#stalled || this.closed || this.#outstanding >= this.#maxOutstanding) return;
+    this.#stalled = false;
+    while (this.#held.length > 0 && !this.#stalled && !this.closed) this.#take(this.#held.shift()!);
+    if (!this.#stalled && !this.#blocked && !this.closed) this.#stream.resume();
+  }
+
   #push(buf: Buffer, eventKey: string | null): void {
     if (this.closed) return;
+    if (eventKey === null && this.#maxOutstanding > 0) this.#outstanding++;
     this.#queue.push(buf);
     this.#queueKeys.push(eventKey);
     this.#queueTimes.push(eventKey !== null && this.#eventTimeoutMs > 0 ? Date.now() : 0);
@@ -189,13 +245,16 @@ export class Connection {
       }
       out = Buffer.concat(parts);
     }
+    let replies = 0;
+    if (this.#maxOutstanding > 0) for (const k of this.#queueKeys) if (k === null) replies++;
     this.#queue = [];
     this.#queueKeys = [];
     this.#queueTimes = [];
     this.#queuedBytes = 0;
     this.#queuedEvents.clear();
     this.#handler.traceOut?.(this, out);
-    const ok = this.#stream.write(out);
+    const ok =
+      replies > 0 ? this.#stream.write(out, () => this.#written(replies)) : this.#stream.write(out);
     if (!ok) {
       // The peer is not keeping up: stop taking requests from it until it drains.
       this.#blocked = true;
@@ -206,7 +265,7 @@ export class Connection {
   #onDrain(): void {
     if (!this.#blocked || this.closed) return;
     this.#blocked = false;
-    this.#stream.resume();
+    if (!this.#stalled) this.#stream.resume();
     this.#flush();
   }
 }

@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 import type { Xenstored } from './daemon.js';
 import { QUOTA_NAMES } from './quotas.js';
 
@@ -8,7 +9,12 @@ const OK = 'OK\0';
 
 interface Command {
   readonly pars: string;
-  run(d: Xenstored, args: string[], print: (text: string) => void): ControlResult;
+  run(
+    d: Xenstored,
+    args: string[],
+    print: (text: string) => void,
+    problems: (found: string[]) => void,
+  ): ControlResult;
 }
 
 const inval = { errno: 'EINVAL' } as const;
@@ -17,9 +23,12 @@ const inval = { errno: 'EINVAL' } as const;
 const COMMANDS: Record<string, Command> = {
   check: {
     pars: '',
-    run(d, args) {
+    run(d, args, _print, problems) {
       if (args.length !== 0) return inval;
-      return d.check().length === 0 ? OK : { errno: 'EIO' };
+      // cxenstored repairs what it can, logs, and always answers OK.
+      const found = d.check();
+      if (found.length > 0) problems(found);
+      return OK;
     },
   },
   log: {
@@ -32,16 +41,26 @@ const COMMANDS: Record<string, Command> = {
       return OK;
     },
   },
+  logfile: {
+    pars: '<file>',
+    run(d, args) {
+      if (args.length !== 1) return inval;
+      return d.setTraceFile(args[0]!) ? OK : inval;
+    },
+  },
   memreport: {
     pars: '[<file>]',
     run(d, args) {
       if (args.length > 1) return inval;
-      const m = process.memoryUsage();
-      const s = d.stats();
-      const report =
-        `nodes ${s.nodes} watches ${s.watches} transactions ${s.transactions} connections ${s.connections}\n` +
-        `rss ${m.rss} heapUsed ${m.heapUsed} external ${m.external}\n`;
-      return `${report}\0`;
+      // Appended to FILE, or to the trace; without either cxenstored fails (EBADF, sent as EINVAL).
+      const report = memoryReport(d);
+      if (args.length === 0) return d.writeTrace(report) ? OK : inval;
+      try {
+        appendFileSync(args[0]!, report, { mode: 0o600 });
+      } catch {
+        return inval;
+      }
+      return OK;
     },
   },
   print: {
@@ -78,12 +97,13 @@ const COMMANDS: Record<string, Command> = {
       let outstanding = 0;
       for (const c of dom.connections) {
         transactions += c.transactions.size;
-        outstanding += c.pendingBytes > 0 ? 1 : 0;
+        outstanding += c.outstanding;
       }
       const line = (k: string, v: number) => `${k.padEnd(16)}: ${String(v).padStart(8)}\n`;
       return (
         `Domain ${domid}:\n${line('nodes', d.tree.ownedBy(domid))}${line('watches', dom.watches)}` +
-        `${line('transactions', transactions)}${line('outstanding', outstanding)}${line('memory', 0)}\0`
+        `${line('transactions', transactions)}${line('outstanding', outstanding)}` +
+        `${line('memory', d.memoryOf(domid))}\0`
       );
     },
   },
@@ -93,7 +113,11 @@ const COMMANDS: Record<string, Command> = {
       if (args.length === 0) {
         return `Quota settings:\n${'memory'.padEnd(17)}: ${String(d.softMemory).padStart(8)} Total Xenstore memory per domain (warning level)\n\0`;
       }
-      return args[0] === 'set' && args.length === 3 && args[1] === 'memory' ? OK : inval;
+      if (args[0] !== 'set' || args.length !== 3 || args[1] !== 'memory') return inval;
+      const val = Number.parseInt(args[2]!, 10);
+      if (!(val >= 1)) return inval;
+      d.softMemory = val;
+      return OK;
     },
   },
   help: {
@@ -113,8 +137,22 @@ export function runControl(
   cmd: string,
   args: string[],
   print: (text: string) => void,
+  problems: (found: string[]) => void = () => {},
 ): ControlResult {
   const command = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   if (command === undefined) return inval;
-  return command.run(d, args, print);
+  return command.run(d, args, print, problems);
+}
+
+/** CONTROL `memreport`: the daemon's counts, memory per domain and the process's memory. */
+function memoryReport(d: Xenstored): string {
+  const s = d.stats();
+  const m = process.memoryUsage();
+  let out = `xencons-xenstored memory report ${new Date().toISOString()}\n`;
+  out += `nodes ${s.nodes} watches ${s.watches} transactions ${s.transactions} connections ${s.connections}\n`;
+  for (const domid of [...d.domains.keys()].sort((a, b) => a - b)) {
+    out += `domain ${domid}: memory ${d.memoryOf(domid)} nodes ${d.tree.ownedBy(domid)}\n`;
+  }
+  out += `process: rss ${m.rss} heapUsed ${m.heapUsed} heapTotal ${m.heapTotal} external ${m.external}\n`;
+  return out;
 }

@@ -1,3 +1,4 @@
+import { Duplex } from 'node:stream';
 import { XsType } from '@xencons/xenstore';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TestClient } from '../test/client.js';
@@ -457,6 +458,123 @@ describe('quotas (cxenstored 4.17 defaults and off-by-ones)', () => {
     expect(await g.write('n0', 'x'.repeat(2048 - 24 - 8 - 1))).toBe('OK\0');
     expect(await g.write('n0', 'x'.repeat(2048 - 24 - 8))).toBe('ERR:ENOSPC');
     expect(await d0.write('/local/domain/5/n0', 'x'.repeat(4000))).toBe('OK\0');
+  });
+});
+
+describe('memory quota (cxenstored 4.17 accounting)', () => {
+  const memory = async (d0: TestClient, domid: number) =>
+    Number(/memory +: +(\d+)/.exec(await d0.call(XsType.CONTROL, `quota\0${domid}\0`))?.[1]);
+
+  it('charges node records with their paths to the owner, watches and copies to the caller', async () => {
+    const d0 = as(0);
+    // / (1 + 24 + 8 + "tool\0"), /tool (5 + 32 + "xenstored\0"), /tool/xenstored (15 + 32).
+    expect(await memory(d0, 0)).toBe(38 + 47 + 47);
+    await d0.write('/a', 'x');
+    expect(await memory(d0, 0)).toBe(132 + 2 + 32 + 1 + 2);
+    await d0.mkdir('/local/domain/5');
+    await d0.setPerms('/local/domain/5', 'n5');
+    const g = as(5);
+    const home = '/local/domain/5'.length + 24 + 8;
+    expect(await memory(d0, 5)).toBe(home);
+    await g.write('v', 'abc');
+    const v = '/local/domain/5/v'.length + 24 + 8 + 3;
+    expect(await memory(d0, 5)).toBe(home + 2 + v);
+    expect(await g.watch('/local/domain/5/v', 'tok')).toBe('OK\0');
+    await g.settle();
+    expect(await memory(d0, 5)).toBe(home + 2 + v + '/local/domain/5/v'.length + 3);
+    expect(await g.unwatch('/local/domain/5/v', 'tok')).toBe('OK\0');
+    expect(await memory(d0, 5)).toBe(home + 2 + v);
+    // A transaction's copies count for the caller until it ends.
+    const tx = await g.start();
+    await g.read('v', tx);
+    expect(await memory(d0, 5)).toBeGreaterThan(home + 2 + v);
+    expect(await g.end(tx, false)).toBe('OK\0');
+    expect(await memory(d0, 5)).toBe(home + 2 + v);
+    await g.rm('v');
+    expect(await memory(d0, 5)).toBe(home);
+    expect(await d0.call(XsType.CONTROL, 'check\0')).toBe('OK\0');
+  });
+
+  it('refuses what would reach the hard quota with ENOMEM, for the owner of the bytes', async () => {
+    await xsd.close();
+    await start({ quotas: { memory: 400 } });
+    const d0 = as(0);
+    await d0.mkdir('/local/domain/5');
+    await d0.setPerms('/local/domain/5', 'n5');
+    const g = as(5);
+    expect(await g.write('a', 'x'.repeat(200))).toBe('OK\0');
+    expect(await g.write('b', 'x'.repeat(200))).toBe('ERR:ENOMEM');
+    expect(await g.read('b')).toBe('ERR:ENOENT');
+    // Even dom0 may not grow a node the domain owns past its quota; dom0's own nodes are free.
+    expect(await d0.write('/local/domain/5/a', 'x'.repeat(350))).toBe('ERR:ENOMEM');
+    expect(await d0.write('/big', 'x'.repeat(3000))).toBe('OK\0');
+    expect(await g.watch(`/${'w'.repeat(200)}`, 't')).toBe('ERR:ENOMEM');
+    // Replies longer than 16 bytes need room too; shorter ones (errors, OK) never fail.
+    expect(await g.read('a')).toBe('ERR:ENOMEM');
+    expect(await g.write('a', 'short')).toBe('OK\0');
+    expect(await g.read('a')).toBe('short');
+    expect(await memory(d0, 5)).toBeLessThan(400);
+  });
+
+  it('drops watch events a domain has no room for', async () => {
+    await xsd.close();
+    await start({ quotas: { memory: 140 } });
+    const d0 = as(0);
+    await d0.mkdir('/local/domain/5');
+    await d0.setPerms('/local/domain/5', 'n5', 'r0');
+    await d0.mkdir('/ev');
+    await d0.setPerms('/ev', 'n0', 'r5');
+    const g = as(5);
+    // Home 55 + watch 6 + its initial event 24 fit; an event of 85 bytes more does not.
+    expect(await g.watch('/ev', 'tok')).toBe('OK\0');
+    await g.settle();
+    expect(g.events).toEqual([{ path: '/ev', token: 'tok' }]);
+    await d0.write(`/ev/${'e'.repeat(60)}`, '');
+    await d0.write('/ev/s', '');
+    await g.settle();
+    expect(g.events.map((e) => e.path)).toEqual(['/ev', '/ev/s']);
+    expect(xsd.daemon.stats().refusedEvents).toBe(1);
+  });
+});
+
+describe('outstanding requests (cxenstored 4.17: 20 per domain)', () => {
+  it('takes no further requests while 20 replies wait for the peer, then resumes in order', async () => {
+    // A peer that reads nothing until told: the daemon's writes complete only on release().
+    const held: (() => void)[] = [];
+    const replies: Buffer[] = [];
+    let slow: Duplex;
+    const peer = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        slow.push(chunk);
+        cb();
+      },
+    });
+    slow = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        replies.push(chunk);
+        held.push(cb);
+      },
+    });
+    const conn = xsd.attachDomain(5, slow);
+    const g = new TestClient(peer);
+    clients.push(g);
+    const frames = [];
+    for (let i = 0; i < 25; i++) frames.push(g.frame(XsType.GET_DOMAIN_PATH, `${i}\0`));
+    peer.write(Buffer.concat(frames));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(conn.outstanding).toBe(20);
+    const answered = () =>
+      Buffer.concat(replies)
+        .toString('latin1')
+        .match(/\/local\/domain\/\d+/g) ?? [];
+    expect(answered()).toHaveLength(20);
+    for (const cb of held.splice(0)) cb();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(answered()).toEqual(Array.from({ length: 25 }, (_, i) => `/local/domain/${i}`));
+    for (const cb of held.splice(0)) cb();
+    expect(conn.outstanding).toBe(0);
   });
 });
 

@@ -48,6 +48,13 @@ export type XenstoredEvent =
       payload: Uint8Array;
     }
   | { type: 'control-print'; text: string }
+  /** CONTROL `check` found the tree and its counters inconsistent. */
+  | { type: 'check'; problems: string[] }
+  /**
+   * A domain reached its soft `memory` quota (a warning), or an operation was refused because it
+   * would reach the hard one (once until the domain is below the soft quota again).
+   */
+  | { type: 'memory-quota'; domid: number; memory: number; level: 'soft' | 'hard' }
   | { type: 'internal-error'; label: string; error: unknown };
 
 export const diagnostics = channel('xencons:xenstored');
@@ -78,6 +85,11 @@ export interface XenstoredOptions {
   /** Receives every request and reply for the trace file. */
   trace?: (line: string) => void;
   /**
+   * CONTROL `logfile FILE`: trace to FILE from now on (the program reopens its trace there).
+   * Without it, `logfile` answers EINVAL.
+   */
+  traceFile?: (path: string) => void;
+  /**
    * After a request, the event loop polls instead of sleeping for this long (µs), so the next
    * request of a client in a request loop is picked up without a wake-up. 0 turns it off.
    * Default {@link DEFAULT_SPIN_MICROS}.
@@ -100,6 +112,8 @@ export interface DomainState {
   watches: number;
   /** Connections speaking for this domain (its ring, in-process test connections). */
   readonly connections: Set<Connection>;
+  /** The last `memory-quota` level published for it, until it is below the soft quota. */
+  memoryWarned: 'soft' | 'hard' | null;
 }
 
 /** Counters for `stats()`. */
@@ -113,6 +127,8 @@ export interface XenstoredStats {
   protocolErrors: number;
   coalescedEvents: number;
   expiredEvents: number;
+  /** Watch events not queued because the watcher's domain was at its `memory` quota. */
+  refusedEvents: number;
 }
 
 class Fail extends RequestError {}
@@ -129,7 +145,8 @@ const OK = 'OK\0';
 export class Xenstored implements ConnectionHandler {
   readonly tree: Tree;
   readonly quotas: Quotas;
-  readonly softMemory = DEFAULT_SOFT_MEMORY;
+  /** The soft `memory` quota (a warning only); CONTROL `quota-soft set memory N` changes it. */
+  softMemory = DEFAULT_SOFT_MEMORY;
   readonly domains = new Map<number, DomainState>();
   readonly connections = new Set<Connection>();
   readonly watches = new WatchIndex<Connection>();
@@ -146,6 +163,7 @@ export class Xenstored implements ConnectionHandler {
   readonly #eventTimeout: number;
   #trace: ((line: string) => void) | undefined;
   #tracing = true;
+  readonly #traceFile: ((path: string) => void) | undefined;
   readonly #spinMs: number;
   #spinUntil = 0;
   #spinning = false;
@@ -156,6 +174,7 @@ export class Xenstored implements ConnectionHandler {
     protocolErrors: 0,
     coalesced: 0,
     expired: 0,
+    refused: 0,
   };
 
   constructor(options: XenstoredOptions = {}) {
@@ -166,6 +185,7 @@ export class Xenstored implements ConnectionHandler {
     this.#maxOutput = options.maxOutputBytes ?? 1024 * 1024;
     this.#eventTimeout = options.watchEventTimeoutMs ?? 20_000;
     this.#trace = options.trace;
+    this.#traceFile = options.traceFile;
     this.#spinMs = Math.max(0, options.spinMicros ?? DEFAULT_SPIN_MICROS) / 1000;
     // setup_structure: / → tool → xenstored, all owned by dom0 with `n0`.
     const n0: Perms = [{ id: 0, perms: PERM_NONE }];
@@ -199,9 +219,11 @@ export class Xenstored implements ConnectionHandler {
         label: init.label ?? (init.kind === 'socket' ? 'socket' : `domain ${domid}`),
         maxOutputBytes: this.#maxOutput,
         eventTimeoutMs: this.#eventTimeout,
+        maxOutstanding: privileged ? 0 : this.quotas.outstanding,
       },
       this,
     );
+    if (this.#limited(domid)) conn.memoryGate = (bytes) => !this.#memoryFull(domid, bytes);
     this.connections.add(conn);
     if (init.kind === 'domain') this.#domain(domid).connections.add(conn);
     this.#traceLine(`CREATE connection ${conn.label}#${conn.seq}`);
@@ -220,6 +242,7 @@ export class Xenstored implements ConnectionHandler {
     if (reason.startsWith('protocol error')) this.#stats.protocolErrors++;
     this.#stats.coalesced += conn.coalescedEvents;
     this.#stats.expired += conn.expiredEvents;
+    this.#stats.refused += conn.refusedEvents;
     this.#dropWatches(conn);
     conn.transactions.clear();
     this.domains.get(conn.domid)?.connections.delete(conn);
@@ -250,6 +273,20 @@ export class Xenstored implements ConnectionHandler {
     this.#trace = trace;
   }
 
+  /** CONTROL `logfile`: false when there is no way to open a trace file. */
+  setTraceFile(path: string): boolean {
+    if (this.#traceFile === undefined) return false;
+    this.#traceFile(path);
+    return true;
+  }
+
+  /** Writes lines to the trace when it is on (CONTROL `memreport` without a file); false if off. */
+  writeTrace(text: string): boolean {
+    if (this.#trace === undefined || !this.#tracing) return false;
+    for (const line of text.split('\n')) if (line !== '') this.#trace(line);
+    return true;
+  }
+
   setTracing(on: boolean): void {
     this.#tracing = on;
   }
@@ -257,10 +294,12 @@ export class Xenstored implements ConnectionHandler {
   stats(): XenstoredStats {
     let coalesced = this.#stats.coalesced;
     let expired = this.#stats.expired;
+    let refused = this.#stats.refused;
     let transactions = 0;
     for (const c of this.connections) {
       coalesced += c.coalescedEvents;
       expired += c.expiredEvents;
+      refused += c.refusedEvents;
       transactions += c.transactions.size;
     }
     return {
@@ -273,6 +312,7 @@ export class Xenstored implements ConnectionHandler {
       protocolErrors: this.#stats.protocolErrors,
       coalescedEvents: coalesced,
       expiredEvents: expired,
+      refusedEvents: refused,
     };
   }
 
@@ -280,6 +320,73 @@ export class Xenstored implements ConnectionHandler {
   closeAll(reason: string): void {
     this.#stopped = true;
     for (const conn of [...this.connections]) conn.close(reason);
+  }
+
+  // ---- memory accounting (cxenstored 4.17's `memory` quota) -----------------------------------
+
+  /**
+   * Bytes charged to a domain as cxenstored 4.17 counts them: the records (and paths) of the
+   * nodes it owns, the paths and tokens of its connections' watches, their replies and events
+   * not yet taken by the peer (payload plus header), and their open transactions' node copies.
+   * Socket connections count as dom0's.
+   */
+  memoryOf(domid: number): number {
+    let m = this.tree.memoryOf(domid);
+    const conns = domid === 0 ? this.connections : (this.domains.get(domid)?.connections ?? []);
+    for (const c of conns) {
+      if (c.domid !== domid) continue;
+      m += c.watchBytes + c.pendingBytes;
+      for (const tx of c.transactions.values()) m += tx.memory;
+    }
+    return m;
+  }
+
+  /** Only domains other than dom0 and the privileged domain are held to the memory quota. */
+  #limited(domid: number): boolean {
+    return domid !== 0 && domid !== this.privilegedDomid;
+  }
+
+  /**
+   * `domain_chk_quota`: would charging `add` more bytes bring `domid` to its hard quota? Publishes
+   * a `memory-quota` event when the domain reaches the soft quota or is refused.
+   */
+  #memoryFull(domid: number, add: number): boolean {
+    if (!this.#limited(domid)) return false;
+    const hard = this.quotas.memory;
+    const soft = this.softMemory;
+    const mem = this.memoryOf(domid) + add;
+    const d = this.domains.get(domid);
+    if (mem >= hard && hard > 0) {
+      if (d !== undefined && d.memoryWarned !== 'hard') {
+        d.memoryWarned = 'hard';
+        diagnostics.publish({
+          type: 'memory-quota',
+          domid,
+          memory: mem,
+          level: 'hard',
+        } satisfies XenstoredEvent);
+      }
+      return true;
+    }
+    if (d !== undefined) {
+      if (mem >= soft && soft > 0 && d.memoryWarned === null) {
+        d.memoryWarned = 'soft';
+        diagnostics.publish({
+          type: 'memory-quota',
+          domid,
+          memory: mem,
+          level: 'soft',
+        } satisfies XenstoredEvent);
+      } else if (mem < soft) {
+        d.memoryWarned = null;
+      }
+    }
+    return false;
+  }
+
+  /** ENOMEM when charging `add` bytes to `domid` would reach its hard `memory` quota. */
+  #chargeOrFail(domid: number, add: number): void {
+    if (this.#memoryFull(domid, add)) fail('ENOMEM');
   }
 
   /**
@@ -332,6 +439,7 @@ export class Xenstored implements ConnectionHandler {
         target: -1,
         watches: 0,
         connections: new Set(),
+        memoryWarned: null,
       };
       this.domains.set(domid, d);
     }
@@ -529,6 +637,26 @@ export class Xenstored implements ConnectionHandler {
         fail('ENOSPC');
       }
     }
+    // The memory quota (do_tdb_write): new records go to their owner, or to the transaction's
+    // domain as its copies; the parent's record grows by the new child's name.
+    const tx = req.tx;
+    const top = missing[missing.length - 1]!;
+    const grow = top.length - (parentPath === '/' ? 1 : parentPath.length + 1) + 1;
+    let add = 0;
+    for (let i = 0; i < missing.length; i++) {
+      const p = missing[i]!;
+      const childLen = i === 0 ? 0 : missing[i - 1]!.length - p.length;
+      const pathLen = p.length + (tx === null ? 0 : tx.keyPrefix);
+      add += Tree.nodeMemory(pathLen, perms.length, i === 0 ? value.length : 0, childLen);
+    }
+    if (tx !== null) {
+      this.#chargeOrFail(req.conn.domid, add + grow);
+    } else {
+      const owner = perms[0]!.id;
+      const parentOwner = parent.perms[0]!.id;
+      this.#chargeOrFail(owner, add + (parentOwner === owner ? grow : 0));
+      if (parentOwner !== owner) this.#chargeOrFail(parentOwner, grow);
+    }
     for (let i = missing.length - 1; i > 0; i--) view.create(missing[i]!, '', perms);
     view.create(name, value, perms);
   }
@@ -593,9 +721,10 @@ export class Xenstored implements ConnectionHandler {
     const d = this.domains.get(conn.domid);
     for (const w of conn.watches.values()) {
       this.watches.remove(w);
-      if (d !== undefined && !conn.privileged) d.watches--;
+      if (d !== undefined && conn.kind === 'domain') d.watches--;
     }
     conn.watches.clear();
+    conn.watchBytes = 0;
   }
 
   // ---- request handlers ----------------------------------------------------------------------
@@ -684,6 +813,14 @@ export class Xenstored implements ConnectionHandler {
     ) {
       fail('ENOSPC');
     }
+    if (req.tx !== null) {
+      this.#chargeOrFail(conn.domid, req.tx.costOfWrite(name, null, perms));
+    } else if (perms[0]!.id === node.perms[0]!.id) {
+      this.#chargeOrFail(perms[0]!.id, 8 * (perms.length - node.perms.length));
+    } else {
+      const size = Tree.nodeMemory(name.length, perms.length, node.value.length, node.childLen());
+      this.#chargeOrFail(perms[0]!.id, size);
+    }
     const old = node.perms;
     req.view.setPerms(name, perms);
     this.#fire(req, name, false, old);
@@ -709,6 +846,9 @@ export class Xenstored implements ConnectionHandler {
       ) {
         fail('ENOSPC');
       }
+      if (req.tx !== null)
+        this.#chargeOrFail(req.conn.domid, req.tx.costOfWrite(name, value, null));
+      else this.#chargeOrFail(node.perms[0]!.id, value.length - node.value.length);
       req.view.setValue(name, value);
     }
     this.#fire(req, name, false);
@@ -765,9 +905,13 @@ export class Xenstored implements ConnectionHandler {
     if (conn.watches.has(key)) fail('EEXIST');
     const d = this.domains.get(conn.domid);
     if (!conn.privileged && d !== undefined && d.watches > this.quotas.watches) fail('E2BIG');
+    const bytes = path.length + token.length;
+    this.#chargeOrFail(conn.domid, bytes);
     const watch = this.watches.add(conn, path, token, relativeTo);
     conn.watches.set(key, watch);
-    if (!conn.privileged && d !== undefined) d.watches++;
+    conn.watchBytes += bytes;
+    // domain_watch_inc: the watches of a domain's own connections count, the socket's do not.
+    if (conn.kind === 'domain' && d !== undefined) d.watches++;
     this.#reply(conn, req.msg, OK);
     conn.event(eventPath(watch, path), token);
   }
@@ -782,8 +926,9 @@ export class Xenstored implements ConnectionHandler {
     if (watch === undefined) fail('ENOENT');
     conn.watches.delete(key);
     this.watches.remove(watch!);
+    conn.watchBytes -= watch!.path.length + watch!.token.length;
     const d = this.domains.get(conn.domid);
-    if (!conn.privileged && d !== undefined) d.watches--;
+    if (conn.kind === 'domain' && d !== undefined) d.watches--;
     this.#reply(conn, req.msg, OK);
   }
 
@@ -919,9 +1064,13 @@ export class Xenstored implements ConnectionHandler {
     const first = req.text.indexOf('\0');
     if (first < 0) fail('EINVAL');
     const args = splitStrings(req.text);
-    const out = runControl(this, args[0]!, args.slice(1), (text) => {
-      diagnostics.publish({ type: 'control-print', text } satisfies XenstoredEvent);
-    });
+    const out = runControl(
+      this,
+      args[0]!,
+      args.slice(1),
+      (text) => diagnostics.publish({ type: 'control-print', text } satisfies XenstoredEvent),
+      (problems) => diagnostics.publish({ type: 'check', problems } satisfies XenstoredEvent),
+    );
     if (typeof out !== 'string') throw new Fail(out.errno);
     this.#reply(req.conn, req.msg, out);
   }

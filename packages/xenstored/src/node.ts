@@ -24,6 +24,8 @@ export class TreeNode implements NodeData {
   perms: Perms;
   generation: number;
   children: Map<string, TreeNode> | null = null;
+  /** Bytes of the children list (each name plus a NUL), kept as children come and go. */
+  childBytes = 0;
 
   constructor(
     name: string,
@@ -48,9 +50,7 @@ export class TreeNode implements NodeData {
   }
 
   childLen(): number {
-    let n = 0;
-    if (this.children !== null) for (const k of this.children.keys()) n += k.length + 1;
-    return n;
+    return this.childBytes;
   }
 
   child(name: string): TreeNode | undefined {
@@ -60,16 +60,28 @@ export class TreeNode implements NodeData {
   addChild(node: TreeNode): void {
     if (this.children === null) this.children = new Map();
     this.children.set(node.name, node);
+    this.childBytes += node.name.length + 1;
   }
 
   removeChild(name: string): void {
-    if (this.children === null) return;
-    this.children.delete(name);
+    if (this.children === null || !this.children.delete(name)) return;
+    this.childBytes -= name.length + 1;
     if (this.children.size === 0) this.children = null;
+  }
+
+  /** Replaces the children map (transaction commit). */
+  setChildren(children: Map<string, TreeNode> | null): void {
+    this.children = children !== null && children.size > 0 ? children : null;
+    let n = 0;
+    if (this.children !== null) for (const k of this.children.keys()) n += k.length + 1;
+    this.childBytes = n;
   }
 }
 
-/** Size of a node record in cxenstored's database: the quota `node-size` is checked against it. */
+/**
+ * Size of a node record in cxenstored's database: the quota `node-size` is checked against it,
+ * and the record plus its key (the path) is what the node costs its owner's `memory` quota.
+ */
 export function recordSize(permCount: number, valueLen: number, childLen: number): number {
   // struct xs_tdb_record_hdr: u64 generation, u32 num_perms, datalen, childlen (24 with padding),
   // then 8 bytes per struct xs_permissions.

@@ -32,18 +32,27 @@ export interface RunningXenstored {
 /** Starts the reference xenstored in this process. */
 export async function startXenstored(options: StartOptions = {}): Promise<RunningXenstored> {
   const { socketPath, trace, ...rest } = options;
+  let tracePath = trace;
   let traceStream: WriteStream | undefined;
+  const sink = (line: string) => traceStream?.write(`${line}\n`);
   const openTrace = () => {
-    if (trace === undefined) return;
+    if (tracePath === undefined) return;
     traceStream?.end();
-    traceStream = createWriteStream(trace, { flags: 'a', mode: 0o600 });
+    traceStream = createWriteStream(tracePath, { flags: 'a', mode: 0o600 });
     traceStream.on('error', () => {});
     traceStream.write('\n***\n');
   };
   openTrace();
-  const daemon = new Xenstored({
+  const daemon: Xenstored = new Xenstored({
     ...rest,
-    ...(trace === undefined ? {} : { trace: (line: string) => traceStream?.write(`${line}\n`) }),
+    ...(trace === undefined ? {} : { trace: sink }),
+    // CONTROL `logfile FILE`: trace there from now on (the daemon formats lines only when a
+    // trace is open).
+    traceFile: (path: string) => {
+      tracePath = path;
+      openTrace();
+      daemon.setTrace(sink);
+    },
   });
   let server: Server | undefined;
   const sockets = new Set<Socket>();

@@ -1,7 +1,7 @@
 import type { NodeData, TreeNode } from './node.js';
 import { baseName, childPath, depthOf, parentOf } from './path.js';
 import type { Perms } from './perms.js';
-import type { Tree } from './tree.js';
+import { Tree } from './tree.js';
 import type { View } from './view.js';
 
 /** Generation of a node that does not exist (cxenstored's `NO_GENERATION`). */
@@ -13,12 +13,14 @@ class TxNode implements NodeData {
   perms: Perms;
   generation: number;
   children: string[];
+  #childBytes: number;
 
-  constructor(value: string, perms: Perms, generation: number, children: string[]) {
+  constructor(value: string, perms: Perms, generation: number, children: string[], bytes = 0) {
     this.value = value;
     this.perms = perms;
     this.generation = generation;
     this.children = children;
+    this.#childBytes = bytes;
   }
 
   get childCount(): number {
@@ -30,9 +32,19 @@ class TxNode implements NodeData {
   }
 
   childLen(): number {
-    let n = 0;
-    for (const c of this.children) n += c.length + 1;
-    return n;
+    return this.#childBytes;
+  }
+
+  addChild(name: string): void {
+    this.children.push(name);
+    this.#childBytes += name.length + 1;
+  }
+
+  removeChild(name: string): void {
+    const i = this.children.indexOf(name);
+    if (i < 0) return;
+    this.children.splice(i, 1);
+    this.#childBytes -= name.length + 1;
   }
 }
 
@@ -88,14 +100,51 @@ export class Transaction implements View {
   nodeCreated = false;
   /** Set when an operation failed half way; the commit then answers ENOMEM, as cxenstored does. */
   failed = false;
+  /** cxenstored's transaction generation: its copies are keyed `<generation>/<path>`. */
+  readonly generation: number;
+  /**
+   * Bytes of this transaction's node copies, which cxenstored 4.17 keeps in its database (keyed
+   * `<generation>/<path>`) and charges to the connection's domain until the transaction ends: one
+   * for every existing node it read, and the new contents of what it wrote.
+   */
+  memory = 0;
+  readonly #keyPrefix: number;
 
   constructor(id: number, tree: Tree, maxNodes: number) {
     this.id = id;
     this.#tree = tree;
     this.#maxNodes = maxNodes;
-    // cxenstored stamps the transaction with a fresh generation; nothing compares it, but the
-    // counter moves the same way.
-    tree.next();
+    this.generation = tree.next();
+    this.#keyPrefix = String(this.generation).length + 1;
+  }
+
+  /** Bytes of the `<generation>/` prefix of this transaction's keys. */
+  get keyPrefix(): number {
+    return this.#keyPrefix;
+  }
+
+  /** What the copy of `path` costs, as it is now. */
+  #cost(path: string, entry: Accessed): number {
+    const n = entry.node;
+    if (n === null) return 0;
+    return Tree.nodeMemory(
+      this.#keyPrefix + path.length,
+      n.perms.length,
+      n.value.length,
+      n.childLen(),
+    );
+  }
+
+  /** What writing `value` / `perms` to the copy of `path` would add to {@link memory}. */
+  costOfWrite(path: string, value: string | null, perms: Perms | null): number {
+    const entry = this.#accessed.get(path);
+    const n = entry?.node ?? null;
+    const permCount = perms?.length ?? n?.perms.length ?? 1;
+    const valueLen = value?.length ?? n?.value.length ?? 0;
+    const now = entry === undefined ? 0 : this.#cost(path, entry);
+    return (
+      Tree.nodeMemory(this.#keyPrefix + path.length, permCount, valueLen, n?.childLen() ?? 0) - now
+    );
   }
 
   get accessedCount(): number {
@@ -107,46 +156,55 @@ export class Transaction implements View {
   }
 
   create(path: string, value: string, perms: Perms): void {
-    const parent = this.#access(parentOf(path));
+    const parentPath = parentOf(path);
+    const parent = this.#access(parentPath);
     if (parent.node === null) throw new Error(`xenstored transaction: no parent for ${path}`);
     const entry = this.#access(path);
-    parent.node.children.push(baseName(path));
+    this.memory -= this.#cost(parentPath, parent) + this.#cost(path, entry);
+    parent.node.addChild(baseName(path));
     parent.node.generation = this.#tree.next();
     parent.modified = true;
     entry.node = new TxNode(value, perms, this.#tree.next(), []);
     entry.modified = true;
+    this.memory += this.#cost(parentPath, parent) + this.#cost(path, entry);
     this.nodeCreated = true;
     this.#delta(perms[0]!.id, 1);
   }
 
   setValue(path: string, value: string): void {
     const entry = this.#existing(path);
+    this.memory -= this.#cost(path, entry);
     entry.node!.value = value;
     entry.node!.generation = this.#tree.next();
     entry.modified = true;
+    this.memory += this.#cost(path, entry);
   }
 
   setPerms(path: string, perms: Perms): void {
     const entry = this.#existing(path);
     const node = entry.node!;
+    this.memory -= this.#cost(path, entry);
     this.#delta(node.perms[0]!.id, -1);
     this.#delta(perms[0]!.id, 1);
     node.perms = perms;
     node.generation = this.#tree.next();
     entry.modified = true;
+    this.memory += this.#cost(path, entry);
   }
 
   remove(path: string): void {
     const entry = this.#existing(path);
-    const parent = this.#access(parentOf(path));
+    const parentPath = parentOf(path);
+    const parent = this.#access(parentPath);
     if (parent.node !== null) {
-      const name = baseName(path);
-      const i = parent.node.children.indexOf(name);
-      if (i >= 0) parent.node.children.splice(i, 1);
+      this.memory -= this.#cost(parentPath, parent);
+      parent.node.removeChild(baseName(path));
       parent.node.generation = this.#tree.next();
       parent.modified = true;
+      this.memory += this.#cost(parentPath, parent);
     }
     const gone = entry.node!;
+    this.memory -= this.#cost(path, entry);
     this.#delta(gone.perms[0]!.id, -1);
     entry.node = null;
     entry.modified = true;
@@ -205,8 +263,7 @@ export class Transaction implements View {
         if (parent === undefined) continue;
         node = tree.insert(parent, path, data.value, data.perms, 0);
       }
-      node.value = data.value;
-      node.perms = data.perms;
+      tree.update(path, node, data.value, data.perms);
       node.generation = tree.next();
       nodes.push([path, node, data]);
     }
@@ -222,7 +279,7 @@ export class Transaction implements View {
         for (const [name, child] of old)
           if (!next.has(name)) tree.detach(childPath(path, name), child);
       }
-      node.children = next.size === 0 ? null : next;
+      tree.setChildren(path, node, next);
     }
     for (const [domid, delta] of this.deltas) tree.adjustOwned(domid, delta);
     const events: CommitEvent[] = [];
@@ -251,13 +308,14 @@ export class Transaction implements View {
       node:
         node === undefined
           ? null
-          : new TxNode(node.value, node.perms, node.generation, node.childNames()),
+          : new TxNode(node.value, node.perms, node.generation, node.childNames(), node.childBytes),
       modified: false,
       fireWatch: false,
       watchExact: false,
       oldPerms: node === undefined ? null : node.perms,
     };
     this.#accessed.set(path, entry);
+    this.memory += this.#cost(path, entry);
     return entry;
   }
 

@@ -1,4 +1,4 @@
-import { TreeNode } from './node.js';
+import { recordSize, TreeNode } from './node.js';
 import { childPath, parentOf } from './path.js';
 import type { Perms } from './perms.js';
 
@@ -16,6 +16,11 @@ export class Tree {
   generation = 0;
   /** Nodes owned (perms entry 0) per domid: the `nodes` quota counts these. */
   readonly owned = new Map<number, number>();
+  /**
+   * Bytes of node records (plus their keys, the paths) per owner, as cxenstored 4.17 accounts
+   * them against the `memory` quota (`do_tdb_write`): path + 24 + 8 per perm + value + children.
+   */
+  readonly memory = new Map<number, number>();
   /** Total nodes, root included. */
   size = 1;
 
@@ -23,6 +28,7 @@ export class Tree {
     this.root = new TreeNode('', null, '', rootPerms, 0);
     this.#index.set('/', this.root);
     this.#own(rootPerms[0]!.id, 1);
+    this.#charge(1, this.root, 1);
   }
 
   next(): number {
@@ -53,14 +59,13 @@ export class Tree {
     generation: number,
   ): TreeNode {
     const key = ownString(path);
-    const node = new TreeNode(
-      key.slice(key.lastIndexOf('/') + 1),
-      parent,
-      value,
-      perms,
-      generation,
-    );
+    const slash = key.lastIndexOf('/');
+    const node = new TreeNode(key.slice(slash + 1), parent, value, perms, generation);
+    const parentLen = slash === 0 ? 1 : slash;
+    this.#charge(parentLen, parent, -1);
     parent.addChild(node);
+    this.#charge(parentLen, parent, 1);
+    this.#charge(key.length, node, 1);
     this.#index.set(key, node);
     this.size++;
     return node;
@@ -80,15 +85,56 @@ export class Tree {
    * counts `size` down by the nodes dropped (transaction commit: no stamps, no owner counts).
    */
   detach(path: string, node: TreeNode): void {
-    node.parent?.removeChild(node.name);
+    const parent = node.parent;
+    if (parent !== null) {
+      const slash = path.lastIndexOf('/');
+      const parentLen = slash === 0 ? 1 : slash;
+      this.#charge(parentLen, parent, -1);
+      parent.removeChild(node.name);
+      this.#charge(parentLen, parent, 1);
+    }
     node.parent = null;
     const drop = (p: string, n: TreeNode) => {
       if (this.#index.get(p) !== n) return;
       this.#index.delete(p);
+      this.#charge(p.length, n, -1);
       this.size--;
       if (n.children !== null) for (const [name, c] of n.children) drop(childPath(p, name), c);
     };
     drop(path, node);
+  }
+
+  /** Sets value and permissions of an existing node without stamping it (transaction commit). */
+  update(path: string, node: TreeNode, value: string, perms: Perms): void {
+    this.#charge(path.length, node, -1);
+    node.value = value;
+    node.perms = perms;
+    this.#charge(path.length, node, 1);
+  }
+
+  /** Replaces a node's children (transaction commit). */
+  setChildren(path: string, node: TreeNode, children: Map<string, TreeNode> | null): void {
+    this.#charge(path.length, node, -1);
+    node.setChildren(children);
+    this.#charge(path.length, node, 1);
+  }
+
+  /** Bytes the nodes owned by `domid` cost its `memory` quota. */
+  memoryOf(domid: number): number {
+    return this.memory.get(domid) ?? 0;
+  }
+
+  /** What a node (at a path of `pathLen` bytes) costs its owner, by cxenstored's accounting. */
+  static nodeMemory(pathLen: number, permCount: number, valueLen: number, childLen: number) {
+    return pathLen + recordSize(permCount, valueLen, childLen);
+  }
+
+  #charge(pathLen: number, node: TreeNode, sign: 1 | -1): void {
+    const domid = node.perms[0]!.id;
+    const bytes = Tree.nodeMemory(pathLen, node.perms.length, node.value.length, node.childBytes);
+    const n = (this.memory.get(domid) ?? 0) + sign * bytes;
+    if (n === 0) this.memory.delete(domid);
+    else this.memory.set(domid, n);
   }
 
   /** Every indexed path (CONTROL `check`). */
@@ -96,14 +142,18 @@ export class Tree {
     return this.#index.entries();
   }
 
-  setValue(node: TreeNode, value: string): void {
+  setValue(path: string, node: TreeNode, value: string): void {
+    this.#charge(path.length, node, -1);
     node.value = value;
+    this.#charge(path.length, node, 1);
     node.generation = this.next();
   }
 
-  setPerms(node: TreeNode, perms: Perms): void {
+  setPerms(path: string, node: TreeNode, perms: Perms): void {
     this.#own(node.perms[0]!.id, -1);
+    this.#charge(path.length, node, -1);
     node.perms = perms;
+    this.#charge(path.length, node, 1);
     this.#own(perms[0]!.id, 1);
     node.generation = this.next();
   }

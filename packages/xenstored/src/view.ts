@@ -31,11 +31,11 @@ export class GlobalView implements View {
   }
 
   setValue(path: string, value: string): void {
-    this.#tree.setValue(this.#must(path), value);
+    this.#tree.setValue(path, this.#must(path), value);
   }
 
   setPerms(path: string, perms: Perms): void {
-    this.#tree.setPerms(this.#must(path), perms);
+    this.#tree.setPerms(path, this.#must(path), perms);
   }
 
   remove(path: string): void {

@@ -77,7 +77,7 @@ fi
 
 # ---- a PV guest and its console ------------------------------------------------------------
 NATIVE_CHECKS='native native-load native-evtchn native-grant-map native-console-page native-ring-codec'
-XS_CHECKS='xs xs-socket-rw xs-socket-dir-perms xs-socket-watch xs-socket-tx xs-domain xs-xenbus-rw xs-xenbus-dir-perms xs-xenbus-watch xs-xenbus-tx xs-ours xs-cmp-rw xs-cmp-dir xs-cmp-paths xs-cmp-perms xs-cmp-watch xs-cmp-tx xs-cmp-misc'
+XS_CHECKS='xs xs-socket-rw xs-socket-dir-perms xs-socket-watch xs-socket-tx xs-domain xs-xenbus-rw xs-xenbus-dir-perms xs-xenbus-watch xs-xenbus-tx xs-ours xs-cmp-rw xs-cmp-dir xs-cmp-paths xs-cmp-perms xs-cmp-watch xs-cmp-tx xs-cmp-quota xs-cmp-misc'
 # The conformance cases of packages/gnttab (src/conformance/cases.ts), prefixed gnttab-.
 GNTTAB_CHECKS='gnttab gnttab-errnos gnttab-share-map-self gnttab-peer-shares gnttab-peer-maps gnttab-read-only-grant gnttab-grant-for-another-domain gnttab-unknown-grant gnttab-ended-grant gnttab-end-while-mapped gnttab-peer-killed gnttab-frame-map-unprivileged gnttab-frame-unknown gnttab-primary-console gnttab-close-releases gnttab-bad-arguments'
 GNTTAB_GUEST_CHECKS='gnttab gnttab-errnos gnttab-frame-unknown gnttab-primary-console'
