@@ -222,9 +222,11 @@ export class Connection {
     }
     if (!this.#flushScheduled && !this.#blocked) {
       this.#flushScheduled = true;
-      queueMicrotask(() => this.#flush());
+      queueMicrotask(this.#flushTask);
     }
   }
+
+  readonly #flushTask = (): void => this.#flush();
 
   #flush(): void {
     this.#flushScheduled = false;
