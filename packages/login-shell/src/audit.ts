@@ -56,8 +56,8 @@ export interface SystemLogOptions {
 /**
  * The system log through logger(1) (util-linux, on every Debian): Node cannot send to the
  * `/dev/log` datagram socket itself. One short-lived process per record; logins are rare.
- * When logger cannot run, the record goes to `auditErrorChannel` and to stderr, so it is not
- * lost silently.
+ * When logger cannot run or finds no system log, the record goes to `auditErrorChannel` and to
+ * stderr, so it is not lost silently.
  */
 export function systemLogAudit(options: SystemLogOptions = {}): AuditSink {
   const tag = options.tag ?? 'xencons-login';
@@ -70,7 +70,11 @@ export function systemLogAudit(options: SystemLogOptions = {}): AuditSink {
       process.stderr.write(`${tag}: ${line} (system log unavailable: ${why})\n`);
     };
     try {
-      const child = spawn(program, ['-p', priority, '-t', tag, '--', line], { stdio: 'ignore' });
+      // --socket-errors=on: without it logger exits 0 when there is no /dev/log (no syslog
+      // daemon and no journald), and the line would vanish.
+      const child = spawn(program, ['--socket-errors=on', '-p', priority, '-t', tag, '--', line], {
+        stdio: 'ignore',
+      });
       child.on('error', (err) => fallback(err.message));
       child.on('exit', (code) => {
         if (code !== 0 && code !== null) fallback(`${program} exited with ${code}`);

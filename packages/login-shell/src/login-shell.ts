@@ -15,7 +15,7 @@ import { LoginShellError } from './errors.js';
 import { DEFAULT_ISSUE, expandIssue, type IssueContext, systemIssueContext } from './issue.js';
 import { LineEditor as Editor, type LineEditor } from './line-editor.js';
 import { native } from './native.js';
-import { PamHelperProcess } from './pam-helper-process.js';
+import { defaultPamHelperPath, PamHelperProcess } from './pam-helper-process.js';
 import { Pty, PtyProcess } from './pty.js';
 import { type SessionConsole, type SessionResult, ShellSession } from './session.js';
 import { SIZE_QUERY, SizeProbe, type TermSize } from './term-size.js';
@@ -689,6 +689,11 @@ function resolve(o: LoginShellOptions): Resolved {
       if (!root) throw bad('ERR_LOGIN_BACKEND_UNAVAILABLE', 'the pam backend needs root');
       const why = native().pamUnavailableReason();
       if (why !== null) throw bad('ERR_LOGIN_BACKEND_UNAVAILABLE', why);
+      if (o.pamHelper !== undefined && !existsSync(o.pamHelper)) {
+        throw bad('ERR_LOGIN_BACKEND_UNAVAILABLE', `the PAM helper ${o.pamHelper} does not exist`);
+      }
+      // Fails now, not at the first login, when a bundler left the helper behind.
+      if (o.pamHelper === undefined) defaultPamHelperPath();
       break;
     }
     case 'file':
