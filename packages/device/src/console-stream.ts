@@ -47,8 +47,9 @@ export interface ConsoleStreamStats {
  *   the readable side after what was left in the ring (`'end'`); writes then fail with
  *   `ERR_CONSOLE_CLOSED`.
  * - Impossible indices from the peer destroy the stream with `ERR_CONSOLE_BROKEN` (cause:
- *   `ERR_RING_CORRUPT`) and publish a line on `xencons:device:broken`. Always listen for
- *   `'error'`, as on any stream.
+ *   `ERR_RING_CORRUPT`) and publish a line on `xencons:device:broken`. The stream has an
+ *   `'error'` listener of its own, so a hostile guest can never crash a process through an
+ *   unhandled `'error'` event; add yours to learn why a stream ended (or read `state`).
  *
  * Streams are made by the device functions of this package, never directly.
  */
@@ -80,6 +81,9 @@ export class ConsoleStream extends RingDuplex {
     this.#tx = init.tx;
     this.#signal = signal;
     this.#onBroken = init.onBroken;
+    // A guest must not be able to crash the process: the error is reported on `state`, the
+    // diagnostics channel and to every other 'error' listener.
+    this.on('error', () => {});
   }
 
   get state(): ConsoleStreamState {
@@ -146,16 +150,23 @@ export class ConsoleStream extends RingDuplex {
     super._write(chunk, encoding, finish);
   }
 
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+  override destroy(error?: Error): this {
     let reported = error;
-    if (error !== null && isXenconsError(error, 'ERR_RING_CORRUPT') && this.#state !== 'broken') {
+    if (
+      error !== undefined &&
+      isXenconsError(error, 'ERR_RING_CORRUPT') &&
+      this.#state === 'open'
+    ) {
       reported = this.#markBroken(error);
-    } else if (this.#state === 'open') {
-      this.#state = 'closed';
     }
+    return super.destroy(reported);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.#state === 'open') this.#state = 'closed';
     this.#signal.release();
     this.#pendingWrite = null;
-    super._destroy(reported, callback);
+    super._destroy(error, callback);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { XenconsError } from '@xencons/errors';
 import type { EventChannels } from '@xencons/evtchn';
 import type { RingSignal } from '@xencons/ring';
 
@@ -59,7 +60,9 @@ export class PortEvents {
    */
   signal(port: number, demand: () => boolean): PortSignal {
     if (this.#entries.has(port)) {
-      throw new Error(`port ${port} already has a console`);
+      throw new XenconsError('ERR_INVALID_ARG', `port ${port} already carries a console`, {
+        details: { port },
+      });
     }
     const entry: Entry = { handler: null, demand, parked: false };
     this.#entries.set(port, entry);

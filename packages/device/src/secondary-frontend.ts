@@ -111,7 +111,11 @@ export class SecondaryConsoleFrontend extends EventEmitter<SecondaryConsoleFront
 
   /** The console's bytes: write guest output, read dom0's input. */
   get stream(): ConsoleStream {
-    if (this.#stream === null) throw new Error('the console is not connected yet');
+    if (this.#stream === null) {
+      throw new DeviceError(DeviceCode.NOT_READY, `${this.label}: not connected yet`, {
+        details: { domid: this.domid, devid: this.devid },
+      });
+    }
     return this.#stream;
   }
 
