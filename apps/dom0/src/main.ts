@@ -1,4 +1,7 @@
 import { type Program, type ProgramIo, runProgram } from '@xencons/cli';
+import { runConsole } from './commands/console.js';
+import { runDaemon } from './commands/daemon.js';
+import { runList, runLog } from './commands/list-log.js';
 import { runSim } from './commands/sim.js';
 import { runXs } from './commands/xs.js';
 import { runDemo } from './demo/demo.js';
@@ -10,10 +13,19 @@ export const program: Program = {
   tagline: 'Xen PV consoles from dom0',
   version: VERSION,
   commands: {
-    console: { summary: 'attach to a guest console (issue 6)' },
-    list: { summary: 'list domains and consoles (issue 6)' },
-    log: { summary: 'show a guest console log (issue 6)' },
-    daemon: { summary: 'run the console daemon (issue 6)' },
+    console: {
+      summary: 'attach this terminal to a guest console (xencons console --help)',
+      run: (argv, io) => runConsole(argv, io),
+    },
+    list: {
+      summary: 'domains and their consoles (xencons list --json)',
+      run: (argv, io) => runList(argv, io),
+    },
+    log: { summary: "print or follow a guest's console log", run: (argv, io) => runLog(argv, io) },
+    daemon: {
+      summary: 'serve every guest console: logs, viewers, replay (xencons daemon --help)',
+      run: (argv, io) => runDaemon(argv, io),
+    },
     demo: {
       summary: 'a shell in a guest process through a shared console page (full demo: issue 6)',
       run: (_argv, io) => runDemo(io),

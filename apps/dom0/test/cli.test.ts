@@ -17,7 +17,7 @@ describe('xencons main', () => {
   });
   it('says which issue brings a planned command', async () => {
     const c = captureIo();
-    expect(await main(['console'], c.io)).toBe(1);
-    expect(c.stderr()).toContain('issue 6');
+    expect(await main(['debug'], c.io)).toBe(1);
+    expect(c.stderr()).toContain('issue 7');
   });
 });

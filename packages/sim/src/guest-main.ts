@@ -45,8 +45,8 @@ if (values.cmd === undefined) {
   child.stdin.on('error', () => {});
   child.stdout.pipe(guest.console, { end: false });
   child.stderr.pipe(guest.console, { end: false });
-  child.on('exit', (code, signal) => {
-    // Let what the command wrote reach the ring before the domain goes away.
+  child.on('close', (code, signal) => {
+    // 'close' comes after its output was read: let that reach the ring before the domain goes away.
     guest.console.end(() => {
       guest.close();
       process.exit(code ?? (signal ? 128 : 1));

@@ -42,6 +42,8 @@ export interface AttachOptions {
   /** Take the writer role from whoever holds it. */
   takeOver?: boolean;
   label?: string;
+  /** Runs once the role is decided, before replay or live output reaches the peer. */
+  onAccepted?: (info: ViewerInfo) => void;
 }
 
 export interface ViewerInfo {
@@ -170,19 +172,22 @@ export class ConsoleHub extends EventEmitter<{ closed: [string]; writer: [Viewer
       return { id: viewer.id, label: viewer.label, writer: false };
     }
     this.viewers.set(viewer.id, viewer);
-    const replay = options.replay ?? 0;
-    if (replay > 0) peer.write(this.replay.snapshot(replay));
+    let refusedBy: Viewer | null = null;
     if (options.mode === 'rw') {
       if (this.writer === null) this.setWriter(viewer);
       else if (options.takeOver) {
         this.notice(this.writer, `read-only now: ${viewer.label} took over the input`);
         this.setWriter(viewer);
-      } else {
-        this.notice(
-          viewer,
-          `read-only: ${this.writer.label} holds the input (attach with --take-over to take it)`,
-        );
-      }
+      } else refusedBy = this.writer;
+    }
+    options.onAccepted?.({ id: viewer.id, label: viewer.label, writer: viewer.writer });
+    const replay = options.replay ?? 0;
+    if (replay > 0) peer.write(this.replay.snapshot(replay));
+    if (refusedBy) {
+      this.notice(
+        viewer,
+        `read-only: ${refusedBy.label} holds the input (attach with --take-over to take it)`,
+      );
     }
     peer.on('data', (chunk: Buffer) => this.input(viewer, chunk));
     peer.on('error', () => this.detach(viewer.id));
