@@ -92,6 +92,8 @@ root.describe('logins as a temporary local user (root)', () => {
     term.type(`${name}\r`);
     at = await term.waitFor('Password: ', at);
     term.type(`${password}\r`);
+    // login(1) discards input typed before the shell runs (as on any console): wait for the prompt.
+    at = await term.waitFor(/\$ $/, at);
     term.type('id -un; echo L-$((4+4))\r');
     at = await term.waitFor('L-8\r\n', at);
     expect(hasLines(term.transcript.slice(0, at), name, 'L-8')).toBe(true);
