@@ -79,7 +79,7 @@ export class Raw {
     return Buffer.concat([head, body]);
   }
 
-  /** Sends one request; resolves with its reply, `CLOSED`, or `TIMEOUT` after 5 s. */
+  /** Sends one request; resolves with its reply, `CLOSED`, or `TIMEOUT` after 2 s. */
   request(type, payload, txId = 0, len = undefined) {
     if (this.closed) return Promise.resolve({ type: -1, text: 'CLOSED' });
     const id = this.reqId;
@@ -89,7 +89,7 @@ export class Raw {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         resolve({ type: -1, text: 'TIMEOUT' });
-      }, 5000);
+      }, 2000);
       this.pending.set(id, (r) => {
         clearTimeout(timer);
         resolve(r);
@@ -201,8 +201,9 @@ export const SCENARIOS = {
       `/local/domain/0/data/xq-rel-${process.pid}\0`,
     );
     await q('rm relative', 'both', a, RM, `data/xq-rel-${process.pid}\0`);
-    await q('write 4000 bytes', 'both', a, WRITE, `${R}/big\0${'v'.repeat(4000)}`);
-    await q('read 4000 bytes', 'both', a, READ, `${R}/big\0`, { show: (t) => `${t.length} bytes` });
+    // oxenstored applies its 2048-byte node size to dom0 too (E2BIG).
+    await q('write 4000 bytes', 'c', a, WRITE, `${R}/big\0${'v'.repeat(4000)}`);
+    await q('read 4000 bytes', 'c', a, READ, `${R}/big\0`, { show: (t) => `${t.length} bytes` });
   },
 
   async dir({ R, conn, q, T }) {
@@ -224,9 +225,11 @@ export const SCENARIOS = {
     await q('directory_part one arg', 'c', a, DIRECTORY_PART, `${R}/o\0`);
     // Over 4096 bytes of names: DIRECTORY is E2BIG; DIRECTORY_PART pages through it.
     const names = [];
-    for (let i = 0; i < 300; i++) names.push(`child-number-${String(i).padStart(4, '0')}`);
+    for (let i = 0; i < 110; i++)
+      names.push(`child-number-${String(i).padStart(4, '0')}-${'x'.repeat(22)}`);
     for (const n of names) await a.request(MKDIR, `${R}/big/${n}\0`);
-    await q('directory over 4096 bytes', 'both', a, DIRECTORY, `${R}/big\0`);
+    // oxenstored 4.17 does not answer this at all (the request times out).
+    await q('directory over 4096 bytes', 'c', a, DIRECTORY, `${R}/big\0`);
     let all = '';
     let pages = 0;
     for (let off = 0; pages < 10; pages++) {
@@ -365,8 +368,9 @@ export const SCENARIOS = {
     await q('write in tx', 'both', a, WRITE, `${R}/t\0three`, { tx: t1 });
     await q('commit conflict', 'both', a, TRANSACTION_END, 'T\0', { tx: t1 });
     await q('value after conflict', 'both', a, READ, `${R}/t\0`);
-    await q('end again', 'both', a, TRANSACTION_END, 'T\0', { tx: t1 });
-    await q('unknown tx', 'both', a, READ, `${R}/t\0`, { tx: 0x5a5a });
+    // oxenstored: EIO for a transaction id it does not know.
+    await q('end again', 'c', a, TRANSACTION_END, 'T\0', { tx: t1 });
+    await q('unknown tx', 'c', a, READ, `${R}/t\0`, { tx: 0x5a5a });
     const t2 = txOf(await q('start 2', 'both', a, TRANSACTION_START, '\0', { show: anyTx }));
     await q('start inside tx', 'c', a, TRANSACTION_START, '\0', { tx: t2 });
     await q('end with X', 'c', a, TRANSACTION_END, 'X\0', { tx: t2 });
