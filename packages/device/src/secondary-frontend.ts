@@ -208,7 +208,8 @@ export class SecondaryConsoleFrontend extends EventEmitter<SecondaryConsoleFront
         case 'release': {
           const by = this.#want === 'close' ? 'guest' : 'backend';
           await this.#release();
-          await this.#write(XenbusState.Closed);
+          // The device may be gone already (removed by the toolstack, the domain torn down).
+          await this.#write(XenbusState.Closed).catch(() => {});
           if (step.reason === 'refused' && !this.#connected) {
             this.#settle?.reject(
               new DeviceError(

@@ -215,6 +215,28 @@ describe('secondary consoles on the simulated host', () => {
     await g.control.close();
   });
 
+  it('directories removed under a live connection (no handshake): both ends let go', async () => {
+    const g = await secondaryGuest('yanked');
+    await createSecondaryConsole(fx.host.xs, { domid: g.domain.domid, devid: 2 });
+    const backend = await serveSecondaryConsole({ ...fx.deps, domid: g.domain.domid, devid: 2 });
+    const connected = once(backend, 'connect') as Promise<[ConsoleStream]>;
+    g.say('open 2');
+    await g.tap.line(/^opened 2$/);
+    const [stream] = await connected;
+    stream.resume();
+    const ended = once(stream, 'end');
+    const closed = once(backend, 'close');
+    const portsBefore = fx.evtchn.ports.size;
+    await fx.host.xs.rm(`/local/domain/${g.domain.domid}/device/console/2`);
+    await fx.host.xs.rm(backend.backendPath);
+    await Promise.all([ended, closed]);
+    await g.tap.line(/^closed 2 backend$/);
+    expect(fx.evtchn.ports.size).toBe(portsBefore - 1);
+    // The backend did not write its state back into the removed directory.
+    expect(await fx.host.xs.exists(backend.backendPath)).toBe(false);
+    await g.control.close();
+  });
+
   it('refuses what it must not serve', async () => {
     const g = await fx.guest('refused', 'echo');
     const d = g.domid;

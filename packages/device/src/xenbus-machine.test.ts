@@ -157,6 +157,8 @@ describe('frontendStep: the Linux hvc_xen and win-xencons columns', () => {
       action: 'release',
       reason: 'closed',
     });
+    // The device removed under us: both nodes gone.
+    expect(fe(Unknown, Unknown, 'connect', true)).toEqual({ action: 'release', reason: 'refused' });
     // A backend restarting (back to InitWait) is ignored, as Linux does.
     expect(fe(Connected, InitWait, 'connect', true)).toEqual({ action: 'wait' });
   });

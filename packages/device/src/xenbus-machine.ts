@@ -131,12 +131,13 @@ export function frontendStep(inputs: FrontendInputs): FrontendStep {
       if (frontend !== Initialising) return { action: 'set', state: Initialising };
       return backend === Initialising || backend === InitWait ? { action: 'publish' } : FE_WAIT;
     }
-    if (frontend === Connected) {
-      return backendGone ? { action: 'release', reason: 'closed' } : FE_WAIT;
+    if (backendGone) {
+      // Also when our own node is gone with the device (removed under us): let go.
+      return { action: 'release', reason: frontend === Connected ? 'closed' : 'refused' };
     }
+    if (frontend === Connected) return FE_WAIT;
     if (frontend !== Initialised) return { action: 'set', state: Initialised };
-    if (backend === Connected) return { action: 'connected' };
-    return backendGone ? { action: 'release', reason: 'refused' } : FE_WAIT;
+    return backend === Connected ? { action: 'connected' } : FE_WAIT;
   }
   if (!published) {
     return frontend === Closed ? { action: 'done' } : { action: 'set', state: Closed };
