@@ -1,8 +1,11 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createSecondaryConsole } from '@xencons/device';
 import { nativeUnavailableReason } from '@xencons/native';
 import { type SimHost, startSimHost } from '@xencons/sim';
-import { bundleChildScript, makeTempDir, requirement } from '@xencons/test-utils';
+import { bundleChildScript, commandExists, makeTempDir, requirement } from '@xencons/test-utils';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { attachConsole, listConsoles } from '../src/daemon/client.js';
 import { ConsoleDaemon, type DaemonEvent } from '../src/daemon/daemon.js';
@@ -10,6 +13,8 @@ import { type Dom0World, openDom0World } from '../src/world.js';
 
 const scratch = makeTempDir('xencons-daemon-');
 let guestMain: string;
+let secondaryGuest = '';
+const XENCONSOLE = '/usr/lib/xen-4.17/bin/xenconsole';
 afterAll(() => scratch.remove());
 
 const needs = requirement('the native addon', nativeUnavailableReason());
@@ -37,6 +42,10 @@ needs.describe('console daemon on the simulated host', () => {
   beforeAll(async () => {
     guestMain = await bundleChildScript(
       new URL('../../../packages/sim/src/guest-main.ts', import.meta.url),
+      scratch.path,
+    );
+    secondaryGuest = await bundleChildScript(
+      new URL('./guests/secondary-echo.ts', import.meta.url),
       scratch.path,
     );
   });
@@ -157,4 +166,83 @@ needs.describe('console daemon on the simulated host', () => {
     expect(got.length).toBe(lines);
     expect(got.every((line, i) => line === String(i + 1))).toBe(true);
   }, 90_000);
+
+  it('serves a secondary console the guest connects through xenbus', async () => {
+    const g = await host.createDomain({ name: 'two', program: [process.execPath, secondaryGuest] });
+    await createSecondaryConsole(host.xs, { domid: g.domid, devid: 1 });
+    await until(
+      () => events.some((e) => e.type === 'console-up' && e.num === 1),
+      `console 1 (${JSON.stringify(events)} ${JSON.stringify(daemon.list())} ${JSON.stringify(host.list())} ${await host.xs.directory('/local/domain')}; guest log: ${fs.existsSync(g.logPath) ? fs.readFileSync(g.logPath, 'utf8') : ''})`,
+      20_000,
+    );
+    const consoles = await listConsoles(socketPath);
+    expect(consoles.map((c) => [c.num, c.state])).toEqual([
+      [0, 'connected'],
+      [1, 'connected'],
+    ]);
+    expect(consoles[1]?.tty).toMatch(/^\/dev\/pts\/\d+$/);
+    expect(await host.xs.readString(`/local/domain/${g.domid}/device/console/1/tty`)).toBe(
+      consoles[1]?.tty,
+    );
+    const a = await attachConsole(socketPath, {
+      domain: 'two',
+      num: 1,
+      mode: 'rw',
+      replay: 0,
+      takeOver: false,
+      label: 'a',
+    });
+    let seen = '';
+    a.socket.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+    });
+    a.socket.resume();
+    a.socket.write('ping');
+    await until(() => seen.includes('hvc1:ping'), 'the echo on console 1');
+    a.socket.destroy();
+  });
+
+  requirement(
+    "Xen's xenconsole client and script(1)",
+    !fs.existsSync(XENCONSOLE)
+      ? 'install the Debian package xen-utils-4.17'
+      : commandExists('script')
+        ? null
+        : 'install util-linux (script)',
+  ).describe('with Xen tools', () => {
+    it("lets Xen's own xenconsole attach through the pty it publishes in console/tty", async () => {
+      const g = await host.createDomain({
+        name: 'xc',
+        cmd: 'echo banner; while read l; do echo "got:$l"; done',
+      });
+      await until(() => events.some((e) => e.type === 'console-up'), 'the console');
+      const tty = await host.xs.readString(`/local/domain/${g.domid}/console/tty`);
+      expect(tty).toMatch(/^\/dev\/pts\/\d+$/);
+      // Type a line, then Ctrl-] (xenconsole's escape) so it exits by itself; its own process
+      // group, killed on the way out whatever happens.
+      const script = `(sleep 1; printf 'hello\\n'; sleep 1; printf '\\035') | script -qec '${XENCONSOLE} --type pv ${g.domid}' /dev/null`;
+      const child = spawn('sh', ['-c', script], {
+        env: { ...process.env, XENSTORED_PATH: path.join(host.dir, 'xenstored.sock') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      let stdout = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      const timer = setTimeout(() => process.kill(-(child.pid ?? 0), 'SIGKILL'), 10_000);
+      try {
+        await once(child, 'exit');
+      } finally {
+        clearTimeout(timer);
+        try {
+          process.kill(-(child.pid ?? 0), 'SIGKILL');
+        } catch {
+          // the group is gone
+        }
+      }
+      expect(stdout).toContain('banner');
+      expect(stdout).toContain('got:hello');
+    });
+  });
 });

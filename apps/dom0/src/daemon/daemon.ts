@@ -2,18 +2,22 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import type { Duplex } from 'node:stream';
+import {
+  DEFAULT_CONSOLE_TYPES,
+  listSecondaryConsoles,
+  openPrimaryConsoleBackend,
+  type PrimaryConsoleBackend,
+  type SecondaryConsoleBackend,
+  serveSecondaryConsole,
+} from '@xencons/device';
 import { isXenconsError } from '@xencons/errors';
 import type { EventChannels } from '@xencons/evtchn';
 import type { Gnttab } from '@xencons/gnttab';
 import type { XenstoreClient, XsWatch } from '@xencons/xenstore';
 import { ConsoleHub, type OverflowPolicy } from './console-hub.js';
 import { ConsoleLog } from './console-log.js';
-import {
-  type ConsoleSource,
-  openPrimaryConsole,
-  PortRouter,
-  readPrimaryConsoleNodes,
-} from './primary-console.js';
+import { ConsolePty } from './console-pty.js';
 import {
   type AttachRequest,
   type ConsoleSummary,
@@ -39,6 +43,8 @@ export interface ConsoleDaemonOptions {
   replayBytes?: number;
   /** `console/type` values served (a console without `type` is served too). */
   types?: readonly string[];
+  /** Publish a pty per console in its `tty` node (default true). */
+  pty?: boolean;
 }
 
 export type DaemonEvent =
@@ -48,31 +54,37 @@ export type DaemonEvent =
   | { type: 'ready'; socketPath: string };
 
 interface ServedConsole {
+  num: number;
   hub: ConsoleHub;
-  source: ConsoleSource;
+  pty: ConsolePty | null;
+  tty: string | null;
 }
 
 interface DomainState {
   domid: number;
   name: string;
-  watch: XsWatch | null;
+  watches: XsWatch[];
   primary: ServedConsole | null;
+  primaryBackend: PrimaryConsoleBackend | null;
   opening: Promise<void> | null;
+  secondaries: Map<number, { backend: SecondaryConsoleBackend; served: ServedConsole | null }>;
+  syncingDevices: boolean;
   gone: boolean;
 }
 
 /**
- * The dom0 console daemon: serves every guest's console to logs, any number of viewers over a
- * local socket, and replay. Follows domains through `@introduceDomain` / `@releaseDomain` and
- * each domain's console nodes; a rebooted guest (new domid) gets a fresh console.
+ * The dom0 console daemon: serves every guest's consoles (the primary and `device/console/N`)
+ * to logs, a pty each (published in `tty` for Xen's own `xenconsole`), any number of viewers
+ * over a local socket, and replay. Follows domains through `@introduceDomain` /
+ * `@releaseDomain` and each domain's console nodes; a rebooted guest (new domid) gets fresh
+ * consoles.
  */
 export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
   private readonly options: ConsoleDaemonOptions;
-  private readonly router: PortRouter;
   private readonly domains = new Map<number, DomainState>();
   private readonly logs = new Set<ConsoleLog>();
-  private server: net.Server | null = null;
   private readonly clients = new Set<net.Socket>();
+  private server: net.Server | null = null;
   private domainWatches: XsWatch[] = [];
   private scanning: Promise<void> | null = null;
   private rescan = false;
@@ -81,7 +93,10 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
   constructor(options: ConsoleDaemonOptions) {
     super();
     this.options = options;
-    this.router = new PortRouter(options.events);
+  }
+
+  private get deps() {
+    return { xs: this.options.xs, evtchn: this.options.events, gnttab: this.options.gnttab };
   }
 
   async start(): Promise<void> {
@@ -107,29 +122,50 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
     this.emit('event', { type: 'ready', socketPath: this.options.socketPath });
   }
 
-  /** Every console being served. */
+  /** Every console being served (or waiting for its guest). */
   list(): ConsoleSummary[] {
     const out: ConsoleSummary[] = [];
-    for (const d of [...this.domains.values()].sort((a, b) => a.domid - b.domid)) {
-      const primary = d.primary;
+    const summary = (
+      d: DomainState,
+      num: number,
+      served: ServedConsole | null,
+      state: ConsoleSummary['state'],
+    ) => {
+      const viewers = served?.hub.viewerList() ?? [];
       out.push({
         domid: d.domid,
         name: d.name,
-        num: 0,
+        num,
         type: 'pv',
-        state: primary ? (primary.hub.closed ? 'closed' : 'connected') : 'waiting',
-        tty: null,
-        viewers: primary ? primary.hub.viewerList().length : 0,
-        writer: primary?.hub.viewerList().find((v) => v.writer)?.label ?? null,
-        counters: primary ? { ...primary.hub.counters } : null,
-        log: this.logPath(d.name),
+        state,
+        tty: served?.pty?.path ?? null,
+        viewers: viewers.length,
+        writer: viewers.find((v) => v.writer)?.label ?? null,
+        counters: served ? { ...served.hub.counters, ptyDropped: served.pty?.dropped ?? 0 } : null,
+        log: this.logPath(d.name, num),
       });
+    };
+    for (const d of [...this.domains.values()].sort((a, b) => a.domid - b.domid)) {
+      summary(
+        d,
+        0,
+        d.primary,
+        d.primary ? (d.primary.hub.closed ? 'closed' : 'connected') : 'waiting',
+      );
+      for (const [devid, secondary] of [...d.secondaries].sort((a, b) => a[0] - b[0])) {
+        const served = secondary.served;
+        summary(d, devid, served, served && !served.hub.closed ? 'connected' : 'waiting');
+      }
     }
     return out;
   }
 
-  private logPath(name: string): string | null {
-    return this.options.logDir && name ? path.join(this.options.logDir, `guest-${name}.log`) : null;
+  private logPath(name: string, num: number): string | null {
+    if (!this.options.logDir || !name) return null;
+    return path.join(
+      this.options.logDir,
+      num === 0 ? `guest-${name}.log` : `guest-${name}-${num}.log`,
+    );
   }
 
   /** Re-reads the domain list (coalescing bursts of events). */
@@ -149,8 +185,7 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
 
   private async scanNow(): Promise<void> {
     if (this.closed) return;
-    const names =
-      (await this.options.xs.directory('/local/domain').catch(() => [] as string[])) ?? [];
+    const names = await this.options.xs.directory('/local/domain').catch(() => [] as string[]);
     const present = new Set(names.map(Number).filter((n) => Number.isInteger(n) && n > 0));
     for (const domid of present) if (!this.domains.has(domid)) await this.addDomain(domid);
     for (const domid of [...this.domains.keys()])
@@ -161,9 +196,12 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
     const state: DomainState = {
       domid,
       name: '',
-      watch: null,
+      watches: [],
       primary: null,
+      primaryBackend: null,
       opening: null,
+      secondaries: new Map(),
+      syncingDevices: false,
       gone: false,
     };
     this.domains.set(domid, state);
@@ -171,29 +209,35 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
       (await this.options.xs
         .readStringOptional(`/local/domain/${domid}/name`)
         .catch(() => undefined)) ?? '';
-    try {
-      const watch = await this.options.xs.watch(`/local/domain/${domid}/console`);
-      state.watch = watch;
+    const follow = async (node: string, onEvent: () => void) => {
+      const watch = await this.options.xs.watch(node);
+      state.watches.push(watch);
       void (async () => {
         for await (const _event of watch) {
           if (state.gone) break;
-          this.tryOpenPrimary(state);
+          onEvent();
         }
       })().catch(() => {});
+    };
+    try {
+      await follow(`/local/domain/${domid}/console`, () => this.tryOpenPrimary(state));
+      await follow(`/local/domain/${domid}/device/console`, () => void this.syncSecondaries(state));
     } catch (error) {
-      this.emit('event', { type: 'console-error', domid, error: (error as Error).message });
+      this.emit('event', { type: 'console-error', domid, error: describeError(error) });
     }
   }
 
   private tryOpenPrimary(state: DomainState): void {
-    if (state.primary && !state.primary.hub.closed) return;
-    if (state.opening) return;
+    if ((state.primary && !state.primary.hub.closed) || state.opening) return;
     state.opening = this.openPrimary(state)
       .catch((error: unknown) => {
+        const code = isXenconsError(error) ? error.code : '';
+        // Not ready yet, or not ours: wait for the next change of the nodes.
+        if (code === 'ERR_CONSOLE_NOT_READY' || code === 'ERR_CONSOLE_FOREIGN_TYPE') return;
         this.emit('event', {
           type: 'console-error',
           domid: state.domid,
-          error: (error as Error).message,
+          error: describeError(error),
         });
       })
       .finally(() => {
@@ -202,17 +246,106 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
   }
 
   private async openPrimary(state: DomainState): Promise<void> {
-    const { xs, gnttab } = this.options;
-    const nodes = await readPrimaryConsoleNodes(xs, state.domid);
-    if (!nodes || state.gone) return;
-    const types = this.options.types ?? ['xenconsoled', 'xencons'];
-    if (nodes.type !== undefined && nodes.type !== '' && !types.includes(nodes.type)) return;
-    const source = await openPrimaryConsole(state.domid, nodes, gnttab, this.router);
-    if (state.gone) {
-      await source.close();
+    const backend = await openPrimaryConsoleBackend({
+      ...this.deps,
+      domid: state.domid,
+      types: this.options.types ?? DEFAULT_CONSOLE_TYPES,
+    });
+    if (state.gone || this.closed) {
+      await backend.close();
       return;
     }
-    const logPath = this.logPath(state.name);
+    state.primaryBackend = backend;
+    state.primary = await this.serve(
+      state,
+      0,
+      backend.stream,
+      backend.info.limit ?? 0,
+      backend.info.ttyPath,
+      () => backend.close(),
+    );
+    this.emit('event', {
+      type: 'console-up',
+      domid: state.domid,
+      name: state.name,
+      num: 0,
+      via: backend.info.via,
+    });
+  }
+
+  private async syncSecondaries(state: DomainState): Promise<void> {
+    if (state.syncingDevices) return;
+    state.syncingDevices = true;
+    try {
+      const devids = await listSecondaryConsoles(this.options.xs, state.domid);
+      for (const devid of devids) {
+        if (state.secondaries.has(devid) || state.gone) continue;
+        let backend: SecondaryConsoleBackend;
+        try {
+          backend = await serveSecondaryConsole({
+            ...this.deps,
+            domid: state.domid,
+            devid,
+            types: this.options.types ?? DEFAULT_CONSOLE_TYPES,
+          });
+        } catch (error) {
+          const code = isXenconsError(error) ? error.code : '';
+          if (code !== 'ERR_CONSOLE_NOT_READY' && code !== 'ERR_CONSOLE_FOREIGN_TYPE') {
+            this.emit('event', {
+              type: 'console-error',
+              domid: state.domid,
+              error: describeError(error),
+            });
+          }
+          continue;
+        }
+        const entry: { backend: SecondaryConsoleBackend; served: ServedConsole | null } = {
+          backend,
+          served: null,
+        };
+        state.secondaries.set(devid, entry);
+        backend.on('connect', (stream) => {
+          void this.serve(
+            state,
+            devid,
+            stream,
+            backend.limit ?? 0,
+            backend.ttyPath,
+            async () => {},
+          ).then((served) => {
+            entry.served = served;
+            this.emit('event', {
+              type: 'console-up',
+              domid: state.domid,
+              name: state.name,
+              num: devid,
+              via: 'grant',
+            });
+          });
+        });
+        backend.on('disconnect', () =>
+          entry.served?.hub.close(`the guest closed console ${devid}`),
+        );
+        backend.on('close', () => {
+          entry.served?.hub.close(`console ${devid} was removed`);
+          state.secondaries.delete(devid);
+        });
+      }
+    } finally {
+      state.syncingDevices = false;
+    }
+  }
+
+  /** Puts a console stream behind a hub, a log and a pty whose path goes to `ttyNode`. */
+  private async serve(
+    state: DomainState,
+    num: number,
+    stream: Duplex,
+    limit: number,
+    ttyNode: string,
+    release: () => Promise<void>,
+  ): Promise<ServedConsole> {
+    const logPath = this.logPath(state.name, num);
     const log = logPath
       ? new ConsoleLog(logPath, {
           timestamps: this.options.timestamps ?? false,
@@ -233,33 +366,49 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
     const hub = new ConsoleHub({
       domid: state.domid,
       name: state.name,
-      num: 0,
-      stream: source.stream,
-      limit: nodes.limit,
+      num,
+      stream,
+      limit,
       policy: this.options.policy ?? 'keep',
       rate: this.options.rate ?? 0,
       log,
       replayBytes: this.options.replayBytes ?? 64 * 1024,
     });
-    state.primary = { hub, source };
+    let pty: ConsolePty | null = null;
+    if (this.options.pty !== false) {
+      try {
+        pty = ConsolePty.open(Math.max(limit, 64 * 1024));
+        const consolePty = pty;
+        hub.addOutputSink((bytes) => consolePty.write(bytes));
+        consolePty.onInput((bytes) => {
+          if (!hub.inputFromPty(bytes)) {
+            consolePty.pause();
+            hub.onceInputDrained(() => consolePty.resume());
+          }
+        });
+        await this.options.xs.write(ttyNode, consolePty.path).catch(() => {});
+      } catch (error) {
+        this.emit('event', {
+          type: 'console-error',
+          domid: state.domid,
+          error: `pty: ${describeError(error)}`,
+        });
+      }
+    }
+    const served: ServedConsole = { num, hub, pty, tty: pty?.path ?? null };
     hub.once('closed', (reason) => {
+      pty?.close();
       if (log) void log.close().then(() => this.logs.delete(log));
-      void source.close();
+      void release().catch(() => {});
       this.emit('event', {
         type: 'console-down',
         domid: state.domid,
         name: state.name,
-        num: 0,
+        num,
         reason,
       });
     });
-    this.emit('event', {
-      type: 'console-up',
-      domid: state.domid,
-      name: state.name,
-      num: 0,
-      via: source.via,
-    });
+    return served;
   }
 
   private removeDomain(domid: number, reason: string): void {
@@ -267,8 +416,14 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
     if (!state) return;
     state.gone = true;
     this.domains.delete(domid);
-    void state.watch?.close().catch(() => {});
+    for (const watch of state.watches) void watch.close().catch(() => {});
     state.primary?.hub.close(reason);
+    void state.primaryBackend?.close().catch(() => {});
+    for (const { backend, served } of state.secondaries.values()) {
+      served?.hub.close(reason);
+      void backend.close().catch(() => {});
+    }
+    state.secondaries.clear();
   }
 
   /** Reopens every log (SIGHUP). */
@@ -330,32 +485,21 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
       );
       return;
     }
-    if (request.num !== 0) {
+    const served = request.num === 0 ? state.primary : state.secondaries.get(request.num)?.served;
+    const what = `console ${request.num} of domain ${state.name || state.domid}`;
+    if (request.num !== 0 && !state.secondaries.has(request.num)) {
+      this.reply(socket, { ok: false, code: 'ENOENT', message: `there is no ${what}` }, true);
+      return;
+    }
+    if (!served || served.hub.closed) {
       this.reply(
         socket,
-        {
-          ok: false,
-          code: 'ENOENT',
-          message: `domain ${state.name || state.domid} has no console ${request.num}`,
-        },
+        { ok: false, code: 'EAGAIN', message: `${what} is not connected yet` },
         true,
       );
       return;
     }
-    const primary = state.primary;
-    if (!primary || primary.hub.closed) {
-      this.reply(
-        socket,
-        {
-          ok: false,
-          code: 'EAGAIN',
-          message: `the console of domain ${state.name || state.domid} is not connected yet`,
-        },
-        true,
-      );
-      return;
-    }
-    primary.hub.attach(socket, {
+    served.hub.attach(socket, {
       mode: request.mode,
       replay: request.replay,
       takeOver: request.takeOver,
@@ -365,7 +509,7 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
           socket,
           {
             ok: true,
-            console: { domid: state.domid, name: state.name, num: 0 },
+            console: { domid: state.domid, name: state.name, num: request.num },
             writer: info.writer,
           },
           false,

@@ -32,7 +32,13 @@ export interface ConsoleSummary {
   tty: string | null;
   viewers: number;
   writer: string | null;
-  counters: { fromGuest: number; toGuest: number; dropped: number; slowViewers: number } | null;
+  counters: {
+    fromGuest: number;
+    toGuest: number;
+    dropped: number;
+    slowViewers: number;
+    ptyDropped: number;
+  } | null;
   log: string | null;
 }
 
