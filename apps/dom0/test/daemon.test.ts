@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createSecondaryConsole } from '@xencons/device';
-import { nativeUnavailableReason } from '@xencons/native';
+import { nativeUnavailableReason, requireNative } from '@xencons/native';
 import { type SimHost, startSimHost } from '@xencons/sim';
 import { bundleChildScript, commandExists, makeTempDir, requirement } from '@xencons/test-utils';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
@@ -244,5 +244,68 @@ needs.describe('console daemon on the simulated host', () => {
       expect(stdout).toContain('banner');
       expect(stdout).toContain('got:hello');
     });
+  });
+
+  it('sits on the pty xenconsoled publishes when xenconsoled owns the ring (primary: pty)', async () => {
+    await daemon.close();
+    daemon = new ConsoleDaemon({
+      xs: world.xs,
+      gnttab: world.gnttab,
+      events: world.events,
+      socketPath,
+      logDir,
+      primary: 'pty',
+    });
+    daemon.on('event', (event) => events.push(event));
+    await daemon.start();
+    const g = await host.createDomain({ name: 'behind' });
+    // Play xenconsoled: a pty of our own, its path in console/tty.
+    const native = requireNative();
+    const fake = native.ptyOpen(80, 25);
+    native.fdSetBlocking(fake.master, false);
+    try {
+      await host.xs.write(`/local/domain/${g.domid}/console/tty`, fake.path);
+      await until(
+        () => events.some((e) => e.type === 'console-up' && e.domid === g.domid),
+        'the console on the pty',
+      );
+      const a = await attachConsole(socketPath, {
+        domain: 'behind',
+        num: 0,
+        mode: 'rw',
+        replay: 0,
+        takeOver: false,
+        label: 'a',
+      });
+      let seen = '';
+      a.socket.on('data', (chunk: Buffer) => {
+        seen += chunk.toString();
+      });
+      a.socket.resume();
+      fs.writeSync(fake.master, 'from the guest via xenconsoled\n');
+      await until(
+        () => seen.includes('from the guest via xenconsoled'),
+        'guest output through the pty',
+      );
+      a.socket.write('typed');
+      let typed = '';
+      await until(() => {
+        try {
+          const buffer = Buffer.alloc(100);
+          const n = fs.readSync(fake.master, buffer, 0, 100, null);
+          typed += buffer.subarray(0, n).toString();
+        } catch {
+          // EAGAIN
+        }
+        return typed.includes('typed');
+      }, 'input through the pty');
+      expect(fs.readFileSync(path.join(logDir, 'guest-behind.log'), 'utf8')).toContain(
+        'from the guest via xenconsoled',
+      );
+      a.socket.destroy();
+    } finally {
+      fs.closeSync(fake.master);
+      fs.closeSync(fake.slave);
+    }
   });
 });

@@ -26,6 +26,9 @@ Options:
   --rate BYTES          guest output per console and second (default 0: unlimited)
   --replay BYTES        recent output kept per console for replay (default 65536)
   --types LIST          console/type values served (default xenconsoled,xencons)
+  --primary MODE        ring: map primary consoles' pages (we are the backend); pty: sit on the
+                        pty xenconsoled publishes in console/tty; auto (default): pty when a
+                        xenconsoled process runs here, else ring
   -h, --help            show this help
 
 Signals: SIGHUP reopens the logs; SIGTERM stops (exit 0).
@@ -47,6 +50,7 @@ export async function runDaemon(argv: readonly string[], io: ProgramIo): Promise
     rate: number;
     replay: number;
     policy: 'keep' | 'discard';
+    primary: 'auto' | 'ring' | 'pty';
   };
   try {
     ({ values } = parse(argv));
@@ -65,6 +69,7 @@ export async function runDaemon(argv: readonly string[], io: ProgramIo): Promise
       rate: byteCount(values.rate, '--rate', 0),
       replay: byteCount(values.replay, '--replay', 65536),
       policy,
+      primary: parsePrimary(values.primary),
     };
   } catch (error) {
     io.stderr.write(`xencons daemon: ${(error as Error).message}\nTry: xencons daemon --help\n`);
@@ -91,6 +96,7 @@ export async function runDaemon(argv: readonly string[], io: ProgramIo): Promise
     rate: options.rate,
     replayBytes: options.replay,
     types: (values.types ?? 'xenconsoled,xencons').split(',').filter(Boolean),
+    primary: options.primary,
   });
   daemon.on('event', (event) => {
     if (event.type === 'console-up')
@@ -124,6 +130,12 @@ export async function runDaemon(argv: readonly string[], io: ProgramIo): Promise
   return code;
 }
 
+function parsePrimary(value: string | undefined): 'auto' | 'ring' | 'pty' {
+  if (value === undefined || value === 'auto' || value === 'ring' || value === 'pty')
+    return value ?? 'auto';
+  throw new Error('--primary must be auto, ring or pty');
+}
+
 function parse(argv: readonly string[]) {
   return parseArgs({
     args: [...argv],
@@ -140,6 +152,7 @@ function parse(argv: readonly string[]) {
       rate: { type: 'string' },
       replay: { type: 'string' },
       types: { type: 'string' },
+      primary: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -8,6 +8,7 @@ import {
   listSecondaryConsoles,
   openPrimaryConsoleBackend,
   type PrimaryConsoleBackend,
+  parseConsoleLimit,
   type SecondaryConsoleBackend,
   serveSecondaryConsole,
 } from '@xencons/device';
@@ -25,6 +26,7 @@ import {
   MAX_REQUEST,
   parseRequest,
 } from './protocol.js';
+import { PtyClientStream, xenconsoledRunning } from './pty-client.js';
 
 export interface ConsoleDaemonOptions {
   xs: XenstoreClient;
@@ -45,6 +47,12 @@ export interface ConsoleDaemonOptions {
   types?: readonly string[];
   /** Publish a pty per console in its `tty` node (default true). */
   pty?: boolean;
+  /**
+   * How to reach primary consoles: `ring` maps the page (we are the console backend), `pty` sits
+   * on the pty xenconsoled publishes in `console/tty` (xenconsoled owns the ring), `auto`
+   * (default) picks `pty` when a xenconsoled process runs here.
+   */
+  primary?: 'auto' | 'ring' | 'pty';
 }
 
 export type DaemonEvent =
@@ -66,6 +74,8 @@ interface DomainState {
   watches: XsWatch[];
   primary: ServedConsole | null;
   primaryBackend: PrimaryConsoleBackend | null;
+  /** The xenconsoled pty we sit on, in `pty` mode. */
+  primaryTty: string | null;
   opening: Promise<void> | null;
   secondaries: Map<number, { backend: SecondaryConsoleBackend; served: ServedConsole | null }>;
   syncingDevices: boolean;
@@ -199,6 +209,7 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
       watches: [],
       primary: null,
       primaryBackend: null,
+      primaryTty: null,
       opening: null,
       secondaries: new Map(),
       syncingDevices: false,
@@ -228,7 +239,9 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
   }
 
   private tryOpenPrimary(state: DomainState): void {
-    if ((state.primary && !state.primary.hub.closed) || state.opening) return;
+    if (state.opening) return;
+    // A pty may change under xenconsoled; a ring console stays until it closes.
+    if (state.primary && !state.primary.hub.closed && state.primaryTty === null) return;
     state.opening = this.openPrimary(state)
       .catch((error: unknown) => {
         const code = isXenconsError(error) ? error.code : '';
@@ -245,7 +258,42 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
       });
   }
 
+  private primaryMode(): 'ring' | 'pty' {
+    const mode = this.options.primary ?? 'auto';
+    if (mode !== 'auto') return mode;
+    return xenconsoledRunning() ? 'pty' : 'ring';
+  }
+
+  /** `pty` mode: follow xenconsoled's pty for this console (reopened when it changes). */
+  private async openPrimaryPty(state: DomainState): Promise<void> {
+    const base = `/local/domain/${state.domid}/console`;
+    const tty = await this.options.xs.readStringOptional(`${base}/tty`);
+    if (!tty || state.gone || this.closed) return; // xenconsoled has not published it yet
+    if (state.primary && !state.primary.hub.closed) {
+      if (state.primaryTty === tty) return;
+      state.primary.hub.close('xenconsoled replaced its pty');
+    }
+    const limit =
+      parseConsoleLimit((await this.options.xs.readStringOptional(`${base}/limit`)) ?? '') ?? 0;
+    const stream = new PtyClientStream(tty);
+    state.primaryTty = tty;
+    state.primary = await this.serve(state, 0, stream, limit, null, async () => {
+      stream.destroy();
+    });
+    this.emit('event', {
+      type: 'console-up',
+      domid: state.domid,
+      name: state.name,
+      num: 0,
+      via: `pty ${tty}`,
+    });
+  }
+
   private async openPrimary(state: DomainState): Promise<void> {
+    if (this.primaryMode() === 'pty') {
+      await this.openPrimaryPty(state);
+      return;
+    }
     const backend = await openPrimaryConsoleBackend({
       ...this.deps,
       domid: state.domid,
@@ -342,7 +390,7 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
     num: number,
     stream: Duplex,
     limit: number,
-    ttyNode: string,
+    ttyNode: string | null,
     release: () => Promise<void>,
   ): Promise<ServedConsole> {
     const logPath = this.logPath(state.name, num);
@@ -375,7 +423,7 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
       replayBytes: this.options.replayBytes ?? 64 * 1024,
     });
     let pty: ConsolePty | null = null;
-    if (this.options.pty !== false) {
+    if (this.options.pty !== false && ttyNode !== null) {
       try {
         pty = ConsolePty.open(Math.max(limit, 64 * 1024));
         const consolePty = pty;
