@@ -111,7 +111,13 @@ export class Connection {
     this.#maxOutput = init.maxOutputBytes;
     this.#eventTimeoutMs = init.privileged ? 0 : init.eventTimeoutMs;
     this.#maxOutstanding = init.maxOutstanding ?? 0;
-    this.#decoder = new XsDecoder({ maxPayload: XENSTORE_PAYLOAD_MAX, peer: init.label });
+    // Payloads are views of the chunk: requests are handled before the chunk can change; the
+    // few kept for later (held while stalled) are copied.
+    this.#decoder = new XsDecoder({
+      maxPayload: XENSTORE_PAYLOAD_MAX,
+      peer: init.label,
+      copyPayloads: false,
+    });
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('end', () => this.close('peer closed the connection'));
     stream.on('close', () => this.close('stream closed'));
@@ -177,7 +183,7 @@ export class Connection {
     try {
       this.#decoder.feed(chunk, (msg) => {
         if (this.closed) return;
-        if (this.#stalled) this.#held.push(msg);
+        if (this.#stalled) this.#held.push({ ...msg, payload: new Uint8Array(msg.payload) });
         else this.#take(msg);
       });
     } catch (err) {

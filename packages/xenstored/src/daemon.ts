@@ -483,7 +483,7 @@ export class Xenstored implements ConnectionHandler {
         msgType: msg.type,
         reqId: msg.reqId,
         txId: msg.txId,
-        payload: msg.payload,
+        payload: new Uint8Array(msg.payload),
       } satisfies XenstoredEvent);
     this.#keepAwake();
     try {

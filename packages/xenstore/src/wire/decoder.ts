@@ -7,6 +7,19 @@ export interface XsDecoderOptions {
   maxPayload?: number;
   /** Names the peer in protocol errors, e.g. `xenstored at /run/xenstored/socket`. */
   peer?: string;
+  /**
+   * Whether a message that arrived whole in one chunk gets a copy of its payload (the default) or
+   * a view into that chunk. A view saves an allocation per message; it is only safe when the
+   * caller never writes to a chunk it fed, and keeps it alive as long as any payload.
+   */
+  copyPayloads?: boolean;
+}
+
+/** A 32-bit header field in the host's byte order, without a DataView per header. */
+function u32(b: Uint8Array, at: number): number {
+  return XS_LITTLE_ENDIAN
+    ? (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0
+    : ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 }
 
 /**
@@ -18,6 +31,7 @@ export interface XsDecoderOptions {
 export class XsDecoder {
   readonly maxPayload: number;
   readonly peer: string;
+  readonly #copy: boolean;
   #buf: Uint8Array;
   /** Bytes staged in #buf: header bytes while `#len === -1`, payload bytes after. */
   #fill = 0;
@@ -33,6 +47,7 @@ export class XsDecoder {
   constructor(options: XsDecoderOptions = {}) {
     this.maxPayload = options.maxPayload ?? XENSTORE_PAYLOAD_MAX;
     this.peer = options.peer ?? 'xenstore peer';
+    this.#copy = options.copyPayloads ?? true;
     this.#buf = new Uint8Array(256);
   }
 
@@ -65,11 +80,11 @@ export class XsDecoder {
     let i = 0;
     while (i < n) {
       if (this.#len === -1) {
-        let view: DataView;
+        let head: Uint8Array;
         let at: number;
         if (this.#fill === 0 && n - i >= XS_HEADER_SIZE) {
-          view = new DataView(chunk.buffer, chunk.byteOffset + i, XS_HEADER_SIZE);
-          at = 0;
+          head = chunk;
+          at = i;
           i += XS_HEADER_SIZE;
         } else {
           const k = Math.min(XS_HEADER_SIZE - this.#fill, n - i);
@@ -77,14 +92,14 @@ export class XsDecoder {
           this.#fill += k;
           i += k;
           if (this.#fill < XS_HEADER_SIZE) break;
-          view = new DataView(this.#buf.buffer, 0, XS_HEADER_SIZE);
+          head = this.#buf;
           at = 0;
           this.#fill = 0;
         }
-        this.#type = view.getUint32(at, XS_LITTLE_ENDIAN);
-        this.#reqId = view.getUint32(at + 4, XS_LITTLE_ENDIAN);
-        this.#txId = view.getUint32(at + 8, XS_LITTLE_ENDIAN);
-        const len = view.getUint32(at + 12, XS_LITTLE_ENDIAN);
+        this.#type = u32(head, at);
+        this.#reqId = u32(head, at + 4);
+        this.#txId = u32(head, at + 8);
+        const len = u32(head, at + 12);
         if (len > this.maxPayload) {
           this.#poison(
             new XsProtocolError(
@@ -107,7 +122,9 @@ export class XsDecoder {
       const len = this.#len;
       let payload: Uint8Array;
       if (this.#fill === 0 && n - i >= len) {
-        payload = new Uint8Array(chunk.subarray(i, i + len));
+        payload = this.#copy
+          ? new Uint8Array(chunk.subarray(i, i + len))
+          : chunk.subarray(i, i + len);
         i += len;
       } else {
         if (this.#buf.length < len) this.#grow(len);

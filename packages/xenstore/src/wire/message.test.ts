@@ -76,6 +76,24 @@ describe('XsDecoder', () => {
     expect([...m!.payload]).toEqual([1, 2, 3]);
   });
 
+  it('with copyPayloads: false, whole messages are views of the chunk, split ones copies', () => {
+    const a = encodeMessage({ type: 2, reqId: 1, txId: 0, payload: Uint8Array.of(1, 2, 3) });
+    const b = encodeMessage({ type: 11, reqId: 2, txId: 7, payload: Uint8Array.of(4, 5) });
+    const chunk = new Uint8Array([...a, ...b]);
+    const decoder = new XsDecoder({ copyPayloads: false });
+    const got: { type: number; reqId: number; txId: number; payload: Uint8Array }[] = [];
+    decoder.feed(chunk.subarray(0, a.length + 17), (m) => got.push(m));
+    decoder.feed(chunk.subarray(a.length + 17), (m) => got.push(m));
+    expect(got.map((m) => [m.type, m.reqId, m.txId, [...m.payload]])).toEqual([
+      [2, 1, 0, [1, 2, 3]],
+      [11, 2, 7, [4, 5]],
+    ]);
+    chunk[16] = 9; // the first payload is a view of the chunk
+    chunk[a.length + 16] = 9; // the second was staged, so it is a copy
+    expect([...got[0]!.payload]).toEqual([9, 2, 3]);
+    expect([...got[1]!.payload]).toEqual([4, 5]);
+  });
+
   it('decodeMessages refuses a trailing partial message', () => {
     const bytes = encodeMessage({ type: 2, reqId: 1, txId: 0, payload: Uint8Array.of(1, 2, 3) });
     expect(() => decodeMessages(bytes.subarray(0, 18))).toThrow(/incomplete/);

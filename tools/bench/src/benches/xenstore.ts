@@ -37,7 +37,7 @@ function gcc(out: string, args: string[]): void {
     throw new Error(`gcc ${args.join(' ')} failed: ${r.stderr || r.error?.message}`);
 }
 
-interface Daemon {
+export interface Daemon {
   readonly name: string;
   readonly socket: string;
   stop(): Promise<void>;
@@ -77,6 +77,11 @@ async function startOurs(dir: string): Promise<Daemon> {
   });
   await waitForSocket(child, socket, () => err);
   return { name: 'xencons-xenstored', socket, stop: stopper(child) };
+}
+
+/** Debian's C xenstored 4.17 through the fake-xen shim, on a socket in `dir` (throws if not). */
+export async function startCxenstored(dir: string): Promise<Daemon> {
+  return startC(dir, repoRoot());
 }
 
 async function startC(dir: string, root: string): Promise<Daemon> {
