@@ -28,6 +28,7 @@ export {
   type LoginBackend,
   LoginShell,
   type LoginShellOptions,
+  type LoginShellStatus,
   loginShellChannel,
 } from './login-shell.js';
 export { type ExitInfo, Pty, PtyProcess, type SpawnOptions } from './pty.js';

@@ -60,7 +60,8 @@ nativeCore.describe('LoginShell over a Duplex pair, file backend, a real shell',
   }
 
   it('refuses a wrong password after a delay, logs in, runs id -un, and prompts again after exit', async () => {
-    const { term, audit, slept } = start();
+    const { term, audit, slept, shell } = start();
+    expect(shell.status().session).toBeNull();
     let at = await term.waitFor('testhost login: ');
     expect(term.transcript).toContain('Test OS (Linux 6.1.0 x86_64) testhost testcon\r\n');
 
@@ -76,6 +77,11 @@ nativeCore.describe('LoginShell over a Duplex pair, file backend, a real shell',
     term.type(`${PASSWORD}\r`);
     term.type('id -un; echo END-$((2+3))\r');
     at = await term.waitFor('END-5\r\n', at);
+    expect(shell.status()).toMatchObject({
+      console: 'testcon',
+      backend: 'file',
+      session: { user, pty: expect.stringMatching(/^\/dev\/pts\/\d+$/) },
+    });
     expect(hasLines(term.transcript.slice(0, at), user, 'END-5')).toBe(true);
 
     // Everything the shell writes as it exits arrives before the next prompt.
@@ -85,8 +91,10 @@ nativeCore.describe('LoginShell over a Duplex pair, file backend, a real shell',
     expect(session).toMatch(/\r\n19999\r\n20000\r\n/);
     expect(session.indexOf('20000\r\n')).toBeLessThan(session.lastIndexOf('testhost login: '));
 
+    expect(shell.status().session).toBeNull();
     expect(term.transcript).not.toContain(PASSWORD);
     expect(term.transcript).not.toContain(WRONG);
+    expect(JSON.stringify(audit.records)).not.toMatch(new RegExp(`${PASSWORD}|${WRONG}`));
     expect(audit.records.map((r) => [r.user, r.outcome])).toEqual([
       [user, 'failure'],
       [user, 'success'],

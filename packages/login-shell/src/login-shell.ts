@@ -90,6 +90,16 @@ export interface LoginShellOptions {
   issueContext?: () => IssueContext;
 }
 
+/** What a login shell is doing (for an agent's "sessions" view). */
+export interface LoginShellStatus {
+  console: string;
+  backend: LoginBackend;
+  /** The running session, or null at the prompt. With `login`, `user` is the name typed. */
+  session: { user: string; pty: string; since: Date } | null;
+  /** The terminal size last learnt (or the default). */
+  size: TermSize;
+}
+
 /** Events for observers (`node:diagnostics_channel`); libraries do not log. */
 export const loginShellChannel = channel('xencons:login-shell');
 
@@ -155,6 +165,7 @@ export class LoginShell {
   readonly #abort = new AbortController();
   readonly #sessionConsole: SessionConsole;
   #session: ShellSession | null = null;
+  #sessionInfo: LoginShellStatus['session'] = null;
   #running: Promise<void> | null = null;
   #size: TermSize;
   #skipLf = false;
@@ -188,6 +199,16 @@ export class LoginShell {
   /** True while a shell session runs. */
   get inSession(): boolean {
     return this.#session !== null;
+  }
+
+  status(): LoginShellStatus {
+    const o = this.options;
+    return {
+      console: o.console,
+      backend: o.backend,
+      session: this.#sessionInfo && { ...this.#sessionInfo },
+      size: { ...this.#size },
+    };
   }
 
   /** Serves logins until the console stream ends or `stop()` is called. */
@@ -346,6 +367,7 @@ export class LoginShell {
     pty.closeSlave();
     this.#record(this.#knownName(name), 'delegated');
     const result = await this.#runSession(
+      name,
       pty,
       proc.exited,
       () => proc.signalGroup('SIGHUP'),
@@ -381,6 +403,7 @@ export class LoginShell {
     });
     pty.closeSlave();
     let shellPid = 0;
+    let sessionUser = name;
     let endSeen: () => void = () => {};
     const ended = new Promise<void>((resolve) => {
       endSeen = resolve;
@@ -420,7 +443,8 @@ export class LoginShell {
             return;
           }
           this.#throttle.success(o.console);
-          this.#record(res.user ?? name, 'success');
+          sessionUser = res.user ?? name;
+          this.#record(sessionUser, 'success');
         } else if (e.type === 'started') {
           shellPid = e.pid;
           // The rest of the helper's events (ended / gone) end the session.
@@ -439,13 +463,14 @@ export class LoginShell {
             }
           };
           await this.#runSession(
+            sessionUser,
             pty,
             Promise.race([ended, helper.exited]),
             () => signal('SIGHUP'),
             () => signal('SIGKILL'),
             false,
           );
-          this.#record(name, 'logout');
+          this.#record(sessionUser, 'logout');
           return;
         } else {
           // ended before a shell started, or the helper died.
@@ -489,6 +514,7 @@ export class LoginShell {
     }
     pty.closeSlave();
     await this.#runSession(
+      account.name,
       pty,
       proc.exited,
       () => proc.signalGroup('SIGHUP'),
@@ -498,6 +524,7 @@ export class LoginShell {
   }
 
   async #runSession(
+    user: string,
     pty: Pty,
     exited: Promise<unknown>,
     hangup: () => void,
@@ -519,7 +546,8 @@ export class LoginShell {
     });
     this.#skipLf = false;
     this.#session = session;
-    loginShellChannel.publish({ console: o.console, event: 'session-start', pty: pty.path });
+    this.#sessionInfo = { user, pty: pty.path, since: new Date() };
+    loginShellChannel.publish({ console: o.console, event: 'session-start', user, pty: pty.path });
     if (this.#abort.signal.aborted) session.hangup();
     try {
       const result = await session.run();
@@ -527,6 +555,7 @@ export class LoginShell {
       return result;
     } finally {
       this.#session = null;
+      this.#sessionInfo = null;
       pty.close();
     }
   }

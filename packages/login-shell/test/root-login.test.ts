@@ -101,6 +101,7 @@ root.describe('logins as a temporary local user (root)', () => {
     await term.waitFor('testhost login: ', at);
     expect(term.transcript).not.toContain(password);
     expect(term.transcript).not.toContain(wrong);
+    expect(JSON.stringify(audit.records)).not.toMatch(new RegExp(`${password}|${wrong}`));
     expect(audit.records.map((r) => [r.user, r.outcome])).toEqual([
       [name, 'delegated'],
       [name, 'logout'],
@@ -136,6 +137,7 @@ root.describe('logins as a temporary local user (root)', () => {
     expect(plain(term.transcript.slice(0, at))).toMatch(/\r\n4999\r\n5000\r\n/);
     expect(term.transcript).not.toContain(password);
     expect(term.transcript).not.toContain(wrong);
+    expect(JSON.stringify(audit.records)).not.toMatch(new RegExp(`${password}|${wrong}`));
     expect(audit.records.map((r) => [r.user, r.outcome])).toEqual([
       [name, 'failure'],
       [name, 'success'],
