@@ -106,6 +106,9 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
   const onEvent = (message: unknown) => {
     const e = message as XenstoredEvent;
     if (e.type === 'control-print') log('info', `control: ${e.text}`);
+    else if (e.type === 'memory-quota') {
+      log('warn', `domain ${e.domid} reached its ${e.level} memory quota`, { memory: e.memory });
+    } else if (e.type === 'check') log('warn', 'check found problems', { problems: e.problems });
     else if (e.type === 'disconnect' && (e.dropped || e.reason.startsWith('protocol error'))) {
       log('warn', `connection ${e.label} closed`, { domid: e.domid, reason: e.reason });
     } else if (e.type === 'internal-error')
