@@ -1,3 +1,3 @@
 import { xenconsTsup } from '../../tools/tsup-config.js';
 
-export default xenconsTsup(['src/index.ts', 'src/cli.ts', 'src/demo/guest.ts']);
+export default xenconsTsup(['src/index.ts', 'src/cli.ts']);

@@ -27,7 +27,8 @@ export const program: Program = {
       run: (argv, io) => runDaemon(argv, io),
     },
     demo: {
-      summary: 'a shell in a guest process through a shared console page (full demo: issue 6)',
+      summary:
+        'a simulated Xen host, a guest, the console daemon, and this terminal on its console',
       run: (_argv, io) => runDemo(io),
     },
     xs: {

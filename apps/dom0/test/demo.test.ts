@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeUnavailableReason } from '@xencons/native';
-import { requirement } from '@xencons/test-utils';
+import { commandExists, requirement } from '@xencons/test-utils';
 import { expect, it } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -42,4 +42,33 @@ needs.describe('xencons demo', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
   });
+});
+
+requirement(
+  'script(1) for a terminal',
+  commandExists('script') ? null : 'install util-linux',
+).describe('xencons demo in a terminal', () => {
+  it('attaches in raw mode, shows the detach key, and Ctrl-] tears everything down', async () => {
+    // script gives the demo a real terminal; Ctrl-] is sent once the shell answered.
+    const child = spawn(
+      'sh',
+      [
+        '-c',
+        `(sleep 3; printf 'echo hi-$((1+1))\\r'; sleep 2; printf '\\035'; sleep 1) | script -qec '${process.execPath} ${cli} demo; echo DEMO-EXIT=$?' /dev/null`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    const timer = setTimeout(() => process.kill(-(child.pid ?? 0), 'SIGKILL'), 30_000);
+    await new Promise((resolve) => child.on('exit', resolve));
+    clearTimeout(timer);
+    const text = out.replaceAll('\r', '');
+    expect(text).toContain('Escape character is ^]');
+    expect(text).toContain('hi-2');
+    expect(text).toContain('Simulated host stopped.');
+    expect(text).toContain('DEMO-EXIT=0');
+  }, 40_000);
 });
