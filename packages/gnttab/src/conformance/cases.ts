@@ -321,14 +321,14 @@ export const gnttabConformanceCases: readonly ConformanceCase[] = [
       const shared = await fx.gnttab.share(fx.peerDomid);
       try {
         shared.bytes.set(pattern(11, PAGE_SIZE));
-        const victim = await fx.peer();
+        const victim = await fx.newPeer();
         try {
           await victim.map(fx.domid, shared.refs);
         } finally {
           await victim.kill();
         }
         sameBytes(shared.bytes, pattern(11, PAGE_SIZE), 'our page after the kill');
-        await withPeer(fx.peer, async (peer) => {
+        await withPeer(fx.newPeer, async (peer) => {
           const h = await peer.map(fx.domid, shared.refs);
           sameBytes(await peer.read(h, 0, 32), pattern(11, 32), 'a new peer maps it');
           await peer.release(h);

@@ -22,9 +22,14 @@ export interface GnttabFixture {
   open(): Promise<Gnttab>;
   /** The domain the peers run as (ours too on real Xen, where dom0 plays both). */
   readonly peerDomid: number;
-  /** Starts another OS process as domain `peerDomid`. */
+  /**
+   * Another OS process as domain `peerDomid`, shared between cases (its `close()` does nothing;
+   * release what you made through it).
+   */
   peer(): Promise<Peer>;
-  /** Starts another OS process that is not privileged (may not map other domains' frames). */
+  /** A fresh peer process of its own, for cases that kill it; the case closes it. */
+  newPeer(): Promise<Peer>;
+  /** Another OS process that is not privileged (may not map other domains' frames), shared. */
   unprivilegedPeer(): Promise<Peer>;
   /** A domain whose console page is granted to us as grant 0 (and mappable by frame), or null. */
   readonly console: ConsoleDomain | null;

@@ -1,7 +1,7 @@
 import type { Gnttab } from '../gnttab.js';
 import { openLinuxGnttab } from '../linux-gnttab.js';
 import type { ConsoleDomain, GnttabFixture } from './fixture.js';
-import { type Peer, type SpawnPeerOptions, spawnPeer } from './peer-client.js';
+import { type Peer, peerPool, type SpawnPeerOptions, spawnPeer, tracked } from './peer-client.js';
 
 export interface LinuxFixtureOptions {
   /** Our domid (default 0: dom0, where gntalloc shares with itself and gntdev maps it). */
@@ -40,21 +40,11 @@ export async function openLinuxFixture(options: LinuxFixtureOptions = {}): Promi
       ...(options.peerScript === undefined ? {} : { script: options.peerScript }),
       ...extra,
     });
-    peers.add(peer);
-    const { close, kill } = peer;
-    return {
-      ...peer,
-      close: async () => {
-        peers.delete(peer);
-        await close();
-      },
-      kill: async () => {
-        peers.delete(peer);
-        await kill();
-      },
-    };
+    return tracked(peer, peers);
   };
   const uid = options.unprivilegedUid ?? 65534;
+  const privileged = peerPool(() => start({}));
+  const unprivileged = peerPool(() => start({ uid, gid: uid }));
   return {
     backend: 'linux',
     gnttab: await open(),
@@ -62,11 +52,14 @@ export async function openLinuxFixture(options: LinuxFixtureOptions = {}): Promi
     otherDomid: options.otherDomid ?? consoleDomain?.domid ?? 0x7fef,
     peerDomid: domid,
     open,
-    peer: () => start({}),
-    unprivilegedPeer: () => start({ uid, gid: uid }),
+    peer: privileged.get,
+    newPeer: () => start({}),
+    unprivilegedPeer: unprivileged.get,
     console: consoleDomain,
     frameOnlyConsole: null,
     close: async () => {
+      await privileged.stop().catch(() => {});
+      await unprivileged.stop().catch(() => {});
       for (const p of [...peers]) await p.kill().catch(() => {});
       for (const g of [...handles]) await g.close().catch(() => {});
     },

@@ -40,6 +40,8 @@ export interface SpawnPeerOptions {
 export interface Peer {
   readonly domid: number;
   readonly pid: number;
+  /** False once the process has exited. */
+  readonly alive: boolean;
   request<K extends PeerOp>(op: K, args: PeerOps[K]['args']): Promise<PeerOps[K]['result']>;
   share(
     grantee: number,
@@ -172,6 +174,9 @@ export async function spawnPeer(options: SpawnPeerOptions): Promise<Peer> {
   return {
     domid: Number(ready.domid),
     pid: Number(ready.pid),
+    get alive() {
+      return gone === null;
+    },
     request,
     share: (grantee, count = 1, readonly = false) => request('share', { grantee, count, readonly }),
     map: async (domid, refs, writable = true) =>
@@ -200,4 +205,48 @@ export async function spawnPeer(options: SpawnPeerOptions): Promise<Peer> {
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * One long-lived peer handed out again and again (a node start costs seconds in an emulated
+ * dom0): `close()` on what `get()` returns does nothing, `stop()` ends the process. A peer that
+ * died is replaced on the next `get()`.
+ */
+export function peerPool(start: () => Promise<Peer>): {
+  get(): Promise<Peer>;
+  stop(): Promise<void>;
+} {
+  let current: Promise<Peer> | null = null;
+  return {
+    async get() {
+      if (current !== null && !(await current.catch(() => null))?.alive) current = null;
+      current ??= start();
+      const peer = await current;
+      return Object.create(peer, { close: { value: async () => {} } }) as Peer;
+    },
+    async stop() {
+      const peer = await current?.catch(() => null);
+      current = null;
+      await peer?.close();
+    },
+  };
+}
+
+/** `peer`, listed in `live` until it is closed or killed (so a fixture can kill what is left). */
+export function tracked(peer: Peer, live: Set<Peer>): Peer {
+  live.add(peer);
+  return Object.create(peer, {
+    close: {
+      value: async () => {
+        live.delete(peer);
+        await peer.close();
+      },
+    },
+    kill: {
+      value: async () => {
+        live.delete(peer);
+        await peer.kill();
+      },
+    },
+  }) as Peer;
 }

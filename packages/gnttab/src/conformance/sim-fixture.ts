@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Gnttab } from '../gnttab.js';
 import { openSimGnttab, type SimGnttabHostLike } from '../sim-gnttab.js';
 import type { ConsoleDomain, GnttabFixture } from './fixture.js';
-import { type Peer, spawnPeer } from './peer-client.js';
+import { type Peer, peerPool, spawnPeer, tracked } from './peer-client.js';
 
 export interface SimFixtureOptions {
   /** The peer program (default: peer.js next to this module). */
@@ -25,7 +25,9 @@ export async function openSimFixture(options: SimFixtureOptions = {}): Promise<G
   const clients: { close(): unknown }[] = [];
   let hv: { close(): Promise<void> } | null = null;
 
+  let pool: ReturnType<typeof peerPool> | null = null;
   const close = async () => {
+    await pool?.stop().catch(() => {});
     for (const p of [...peers]) await p.kill().catch(() => {});
     for (const g of [...handles]) await g.close().catch(() => {});
     for (const c of clients) await Promise.resolve(c.close()).catch(() => {});
@@ -77,21 +79,11 @@ export async function openSimFixture(options: SimFixtureOptions = {}): Promise<G
         },
         ...(options.peerScript === undefined ? {} : { script: options.peerScript }),
       });
-      peers.add(peer);
-      const { close: closePeer, kill } = peer;
-      return {
-        ...peer,
-        close: async () => {
-          peers.delete(peer);
-          await closePeer();
-        },
-        kill: async () => {
-          peers.delete(peer);
-          await kill();
-        },
-      };
+      return tracked(peer, peers);
     };
 
+    pool = peerPool(startPeer);
+    const shared = pool;
     return {
       backend: 'sim',
       gnttab,
@@ -99,9 +91,10 @@ export async function openSimFixture(options: SimFixtureOptions = {}): Promise<G
       otherDomid: console.domid,
       peerDomid: peerDomain.domid,
       open: connect,
-      peer: startPeer,
+      peer: shared.get,
+      newPeer: startPeer,
       // Guests are unprivileged on the simulated host.
-      unprivilegedPeer: startPeer,
+      unprivilegedPeer: shared.get,
       console,
       frameOnlyConsole,
       close,

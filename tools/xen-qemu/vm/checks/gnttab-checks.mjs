@@ -94,7 +94,9 @@ if (runner.selected('gnttab-errnos')) {
       n.gntdevMap(gd, 0, other.refs, true),
     );
     n.unmap(other.buffer);
-    raw('gntdev map of that grant, ended', () => n.gntdevMap(gd, 0, other.refs, false));
+    const ended = n.gntallocShare(ga, 0, 1, true);
+    n.unmap(ended.buffer);
+    raw('gntdev map of an ended grant to us', () => n.gntdevMap(gd, 0, ended.refs, false));
     const ro = n.gntallocShare(ga, 0, 1, false);
     raw('gntdev writable map of a read-only grant', () => n.gntdevMap(gd, 0, ro.refs, true));
     raw('gntdev read-only map of a read-only grant', () => n.gntdevMap(gd, 0, ro.refs, false));
