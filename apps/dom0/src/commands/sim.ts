@@ -201,6 +201,7 @@ async function startForeground(dir: string, io: ProgramIo): Promise<number> {
     finish = resolve;
   });
   const server = await serveHostControl(host, () => finish(EXIT.ok));
+  fs.writeFileSync(path.join(dir, 'host.pid'), `${process.pid}\n`);
   const onTerm = () => finish(EXIT.sigterm);
   const onInt = () => finish(EXIT.sigint);
   process.once('SIGTERM', onTerm);
@@ -216,7 +217,7 @@ async function startForeground(dir: string, io: ProgramIo): Promise<number> {
   await host.close();
   await new Promise<void>((resolve) => server.close(() => resolve()));
   for (const name of fs.readdirSync(dir)) {
-    if (/^(guest-.*\.log|host\.log|host\.sock|xenstored\.sock)$/.test(name))
+    if (/^(guest-.*\.log|host\.log|host\.pid|host\.sock|xenstored\.sock)$/.test(name))
       fs.rmSync(path.join(dir, name), { force: true });
   }
   if (!existed) fs.rmSync(dir, { recursive: true, force: true });
@@ -276,7 +277,26 @@ async function hostAnswers(dir: string): Promise<boolean> {
   }
 }
 
+function hostPid(dir: string): number | null {
+  try {
+    const pid = Number(fs.readFileSync(path.join(dir, 'host.pid'), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 async function stop(dir: string, io: ProgramIo): Promise<number> {
+  const pid = hostPid(dir);
   const client = await SimHostClient.connect(dir);
   try {
     await client.stop();
@@ -284,7 +304,8 @@ async function stop(dir: string, io: ProgramIo): Promise<number> {
     client.close();
   }
   const deadline = Date.now() + 30_000;
-  while (fs.existsSync(hostSocketPath(dir))) {
+  // Done when the host process is gone (it removes its files first), else when its socket is.
+  while (pid !== null ? processAlive(pid) : fs.existsSync(hostSocketPath(dir))) {
     if (Date.now() > deadline) {
       line(io.stderr, `xencons sim: the host in ${dir} did not stop within 30 s`);
       return EXIT.failure;
