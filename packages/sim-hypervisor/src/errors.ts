@@ -1,4 +1,4 @@
-import { XenconsError, type XenconsErrorOptions } from '@xencons/errors';
+import { XenconsError } from '@xencons/errors';
 
 /** Errno names the simulated hypervisor answers with, as `code`. */
 export type SimErrno =
@@ -34,10 +34,6 @@ const ERRNO_NAMES: ReadonlySet<string> = new Set<SimErrno>([
 export class SimHypervisorError extends XenconsError {
   override readonly name = 'SimHypervisorError';
   declare readonly code: SimErrno;
-
-  constructor(code: SimErrno, message: string, options?: XenconsErrorOptions) {
-    super(code, message, options);
-  }
 }
 
 export function isSimErrno(value: unknown): value is SimErrno {
