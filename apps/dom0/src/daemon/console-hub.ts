@@ -64,6 +64,8 @@ export interface ConsoleCounters {
 }
 
 const DEFAULT_LIMIT_CAP = 1048576;
+/** Guest output one console may move per turn of the event loop. */
+const PULL_BUDGET = 64 * 1024;
 
 interface Viewer extends ViewerInfo {
   peer: Duplex;
@@ -96,6 +98,7 @@ export class ConsoleHub extends EventEmitter<{ closed: [string]; writer: [Viewer
   private waitingForLog = false;
   private closedReason: string | null = null;
   private inputBlocked = new Set<Duplex>();
+  private yielded = false;
 
   constructor(options: ConsoleHubOptions) {
     super();
@@ -224,16 +227,30 @@ export class ConsoleHub extends EventEmitter<{ closed: [string]; writer: [Viewer
     }
   }
 
-  /** Reads guest output while the policy allows. */
+  /**
+   * Reads guest output while the policy allows, at most `PULL_BUDGET` bytes per pass: a guest
+   * that writes without pause must not keep the event loop from other consoles, so after its
+   * budget it waits for the next turn of the loop.
+   */
   private pull(): void {
-    if (this.closed || this.resumeTimer !== null || this.waitingForLog) return;
+    if (this.closed || this.resumeTimer !== null || this.waitingForLog || this.yielded) return;
+    let budget = PULL_BUDGET;
     for (;;) {
+      if (budget <= 0) {
+        this.yielded = true;
+        setImmediate(() => {
+          this.yielded = false;
+          this.pull();
+        });
+        return;
+      }
       if (this.policy === 'keep' && this.log && this.log.pending >= this.limit) {
         this.waitingForLog = true; // the ring fills, the guest waits
         return;
       }
       const chunk = this.stream.read() as Buffer | null;
       if (chunk === null) return;
+      budget -= chunk.length;
       this.counters.fromGuest += chunk.length;
       let allowed = chunk.length;
       if (this.bucket) allowed = this.bucket.take(chunk.length);
