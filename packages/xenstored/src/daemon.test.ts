@@ -578,6 +578,21 @@ describe('outstanding requests (cxenstored 4.17: 20 per domain)', () => {
   });
 });
 
+describe('polling after requests (spinMicros)', () => {
+  it('polls only while requests stream in, then sleeps again', async () => {
+    await xsd.close();
+    await start({ spinMicros: 50_000 });
+    const d0 = as(0);
+    await d0.read('/tool');
+    expect(xsd.daemon.polling).toBe(false); // a lone request: no polling
+    await Promise.all([d0.read('/tool'), d0.read('/tool'), d0.read('/tool')]);
+    expect(xsd.daemon.polling).toBe(true);
+    const deadline = Date.now() + 2000;
+    while (xsd.daemon.polling && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(xsd.daemon.polling).toBe(false);
+  });
+});
+
 describe('CONTROL', () => {
   it('help, print, quota, check', async () => {
     const d0 = as(0);

@@ -167,6 +167,7 @@ export class Xenstored implements ConnectionHandler {
   readonly #spinMs: number;
   #spinUntil = 0;
   #spinning = false;
+  #lastRequestAt = Number.NEGATIVE_INFINITY;
   #stopped = false;
   readonly #stats = {
     requests: 0,
@@ -391,14 +392,25 @@ export class Xenstored implements ConnectionHandler {
 
   /**
    * Keeps the event loop polling (a chain of immediates: every ready connection is still served
-   * in turn) until `spinMicros` after the latest request, then lets it sleep again.
+   * in turn) until `spinMicros` after the latest request, then lets it sleep again. Only while
+   * requests come in a stream (the previous one less than a millisecond ago): a lone request
+   * costs no polling.
    */
   #keepAwake(): void {
     if (this.#spinMs === 0 || this.#stopped) return;
-    this.#spinUntil = performance.now() + this.#spinMs;
+    const now = performance.now();
+    const streaming = now - this.#lastRequestAt < 1;
+    this.#lastRequestAt = now;
+    if (!streaming) return;
+    this.#spinUntil = now + this.#spinMs;
     if (this.#spinning) return;
     this.#spinning = true;
     setImmediate(this.#spin);
+  }
+
+  /** True while the event loop is kept polling after requests (`spinMicros`). */
+  get polling(): boolean {
+    return this.#spinning;
   }
 
   readonly #spin = (): void => {
