@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createSecondaryConsole } from '@xencons/device';
 import { nativeUnavailableReason, requireNative } from '@xencons/native';
 import { type SimHost, startSimHost } from '@xencons/sim';
@@ -15,6 +16,7 @@ const scratch = makeTempDir('xencons-daemon-');
 let guestMain: string;
 let secondaryGuest = '';
 const XENCONSOLE = '/usr/lib/xen-4.17/bin/xenconsole';
+const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');
 afterAll(() => scratch.remove());
 
 const needs = requirement('the native addon', nativeUnavailableReason());
@@ -307,5 +309,59 @@ needs.describe('console daemon on the simulated host', () => {
       fs.closeSync(fake.master);
       fs.closeSync(fake.slave);
     }
+  });
+
+  it('console --follow reattaches to the next domain of that name; log prints what the guest wrote', async () => {
+    await host.createDomain({ name: 'again', cmd: 'cat' });
+    await until(
+      () => events.some((e) => e.type === 'console-up' && e.name === 'again'),
+      'the console',
+    );
+    const child = spawn(
+      process.execPath,
+      [cli, 'console', 'again', '--follow', '--socket', socketPath],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      err += chunk;
+    });
+    try {
+      await until(() => err.includes('Escape character is ^]'), `the first attach (${err})`);
+      child.stdin.write('first life\n');
+      await until(() => out.includes('first life'), `the first echo (${err})`);
+      await host.destroyDomain('again');
+      await until(() => err.includes('waiting for it to come back'), `the client to wait (${err})`);
+      await host.createDomain({ name: 'again', cmd: 'cat' });
+      await until(
+        () => (err.match(/Escape character/g) ?? []).length === 2,
+        'the second attach',
+        20_000,
+      );
+      child.stdin.write('second life\n');
+      await until(() => out.includes('second life'), 'the second echo');
+    } finally {
+      child.stdin.write('\x1d');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
+      clearTimeout(killer);
+    }
+    expect(child.exitCode).toBe(0);
+    const log = spawn(process.execPath, [cli, 'log', 'again', '--log-dir', logDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let logged = '';
+    log.stdout.on('data', (chunk) => {
+      logged += chunk;
+    });
+    await new Promise((resolve) => log.once('exit', resolve));
+    expect(logged).toContain('first life');
+    expect(logged).toContain('second life');
   });
 });

@@ -116,6 +116,8 @@ export async function runConsole(argv: readonly string[], io: ProgramIo): Promis
   } finally {
     restore();
     process.off('exit', restore);
+    // A paused pipe on stdin still reads ahead and would keep the process alive after detach.
+    (stdin as { unref?: () => void }).unref?.();
   }
 }
 
