@@ -48,6 +48,8 @@ function sameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void
   }
 }
 
+const XENCONS_ERROR = Symbol.for('xencons.error');
+
 /** Awaits `promise`, which must reject with `code`; returns the error. */
 async function refused(
   promise: Promise<unknown>,
@@ -58,12 +60,23 @@ async function refused(
   try {
     result = await promise;
   } catch (err) {
-    const e = err as { code?: unknown; message?: unknown };
+    const e = err as { code?: unknown; message?: unknown; name?: unknown; errorName?: unknown };
     assert.equal(
       e.code,
       code,
       `${what}: expected ${code}, got ${String(e.code)}: ${String(e.message)}`,
     );
+    // A typed error: a GnttabError (a XenconsError) here, or one the peer reported by name.
+    if (e.errorName !== undefined) {
+      if (code.startsWith('ERR_GNTTAB_')) assert.equal(e.errorName, 'GnttabError', what);
+    } else {
+      assert.equal(
+        (err as Record<symbol, unknown>)[XENCONS_ERROR],
+        true,
+        `${what}: not a XenconsError`,
+      );
+      if (code.startsWith('ERR_GNTTAB_')) assert.equal(e.name, 'GnttabError', what);
+    }
     return err as { code: string };
   }
   // Let go of what was wrongly made before failing.
