@@ -272,6 +272,14 @@ export interface NativeBinding {
   ): { exitCode: number | null; signal: number | null } | null;
   /** Clears (true) or sets (false) O_NONBLOCK on an fd. */
   fdSetBlocking(fd: number, blocking: boolean): void;
+  /**
+   * Puts a tty (e.g. `/dev/hvc1` opened by a guest agent) in raw mode with cfmakeraw(3): no
+   * echo, no line editing, no signal keys, 8-bit. Returns the previous settings (opaque bytes)
+   * for `ttyRestore`. ENOTTY for anything that is not a tty.
+   */
+  ttyMakeRaw(fd: number): Buffer;
+  /** Restores settings returned by `ttyMakeRaw`. */
+  ttyRestore(fd: number, saved: Uint8Array): void;
 
   // ---- users and groups (libc, so NSS sources count) -----------------------------------------
   getpwnam(name: string): PasswdEntry | null;

@@ -4,11 +4,12 @@
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
+use std::ptr;
 
 use crate::bound::{self, RING_DETACHED};
 use crate::map;
 use crate::napi::{export, Env, Error, Handler, HandlerN, Result, MAX_ARGS, MAX_SAFE_INTEGER};
-use crate::napi_sys::napi_value;
+use crate::napi_sys::{napi_create_buffer_copy, napi_value};
 use crate::pam;
 use crate::poller;
 use crate::pty;
@@ -414,6 +415,28 @@ unsafe fn child_reap(env: Env, a: &Args) -> Result<napi_value> {
     }
 }
 
+unsafe fn tty_make_raw(env: Env, a: &Args) -> Result<napi_value> {
+    let saved = pty::make_raw(env.fd_arg(a[0])?)?;
+    let mut out = ptr::null_mut();
+    let mut data: *mut std::ffi::c_void = ptr::null_mut();
+    let st =
+        napi_create_buffer_copy(env.0, saved.bytes.len(), saved.bytes.as_ptr().cast(), &mut data, &mut out);
+    env.check(st, "napi_create_buffer_copy")?;
+    Ok(out)
+}
+
+unsafe fn tty_restore(env: Env, a: &Args) -> Result<napi_value> {
+    let fd = env.fd_arg(a[0])?;
+    let (p, len) = env.byte_buffer_arg(a[1], "saved")?;
+    if len != crate::libc_sys::TERMIOS_BYTES {
+        return Err(Error::invalid("saved must be what ttyMakeRaw returned"));
+    }
+    let mut saved = crate::libc_sys::Termios { bytes: [0; crate::libc_sys::TERMIOS_BYTES] };
+    ptr::copy_nonoverlapping(p, saved.bytes.as_mut_ptr(), len);
+    pty::restore_tty(fd, &saved)?;
+    env.undefined()
+}
+
 unsafe fn fd_set_blocking(env: Env, a: &Args) -> Result<napi_value> {
     pty::set_blocking(env.fd_arg(a[0])?, env.bool_arg(a[1], "blocking")?)?;
     env.undefined()
@@ -562,6 +585,8 @@ const FUNCTIONS: &[(&std::ffi::CStr, Handler)] = &[
     (c"ptySpawn", pty_spawn),
     (c"childReap", child_reap),
     (c"fdSetBlocking", fd_set_blocking),
+    (c"ttyMakeRaw", tty_make_raw),
+    (c"ttyRestore", tty_restore),
     (c"getpwnam", getpwnam),
     (c"getpwuid", getpwuid),
     (c"getgrouplist", getgrouplist),

@@ -65,6 +65,15 @@ pub struct passwd {
     pub pw_shell: *mut c_char,
 }
 
+/// `struct termios` kept opaque: 60 bytes in glibc and musl on x86_64 and aarch64, rounded up.
+#[repr(C, align(4))]
+#[derive(Clone, Copy)]
+pub struct Termios {
+    pub bytes: [u8; TERMIOS_BYTES],
+}
+pub const TERMIOS_BYTES: usize = 64;
+pub const TCSANOW: c_int = 0;
+
 /// `struct winsize` for TIOCGWINSZ / TIOCSWINSZ.
 #[repr(C)]
 #[derive(Default)]
@@ -137,6 +146,9 @@ extern "C" {
         buflen: usize,
         result: *mut *mut passwd,
     ) -> c_int;
+    pub fn tcgetattr(fd: c_int, termios: *mut Termios) -> c_int;
+    pub fn tcsetattr(fd: c_int, action: c_int, termios: *const Termios) -> c_int;
+    pub fn cfmakeraw(termios: *mut Termios);
     pub fn malloc(size: usize) -> *mut c_void;
     pub fn free(ptr: *mut c_void);
     pub fn dlopen(filename: *const c_char, flags: c_int) -> *mut c_void;

@@ -86,6 +86,33 @@ pub fn get_size(fd: i32) -> Result<(u16, u16)> {
     Ok((ws.ws_col, ws.ws_row))
 }
 
+/// Puts a tty in raw mode (cfmakeraw: no echo, no line editing, no signals, 8-bit); returns the
+/// previous settings for `restore_tty`.
+pub fn make_raw(fd: i32) -> Result<libc::Termios> {
+    let mut saved = libc::Termios { bytes: [0; libc::TERMIOS_BYTES] };
+    // SAFETY: the buffer is larger than any libc's struct termios on the supported targets.
+    unsafe {
+        if libc::tcgetattr(fd, &mut saved) != 0 {
+            return Err(Error::last_os("tcgetattr"));
+        }
+        let mut raw = saved;
+        libc::cfmakeraw(&mut raw);
+        if libc::tcsetattr(fd, libc::TCSANOW, &raw) != 0 {
+            return Err(Error::last_os("tcsetattr"));
+        }
+    }
+    Ok(saved)
+}
+
+/// Restores settings saved by `make_raw`.
+pub fn restore_tty(fd: i32, saved: &libc::Termios) -> Result<()> {
+    // SAFETY: `saved` came from tcgetattr.
+    if unsafe { libc::tcsetattr(fd, libc::TCSANOW, saved) } != 0 {
+        return Err(Error::last_os("tcsetattr"));
+    }
+    Ok(())
+}
+
 /// Sets or clears O_NONBLOCK.
 pub fn set_blocking(fd: i32, blocking: bool) -> Result<()> {
     // SAFETY: fcntl on an fd number; a bad fd fails with EBADF.

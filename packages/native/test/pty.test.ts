@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { closeSync, readSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, openSync, readSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { isRoot, requirement } from '@xencons/test-utils';
 import { expect, it } from 'vitest';
@@ -144,6 +144,38 @@ native.describe('pseudo-terminals and processes', () => {
     } finally {
       closeSync(p.master);
       closeSync(p.slave);
+    }
+  });
+
+  it('ttyMakeRaw turns off echo and line editing; ttyRestore brings them back', () => {
+    const n = binding();
+    const p = n.ptyOpen(80, 24);
+    // stty reads the settings back (deterministic, unlike timing the kernel's echo).
+    const flags = () => {
+      const r = spawnSync('stty', ['-F', p.path, '-a'], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      return r.stdout.split(/\s+/);
+    };
+    try {
+      expect(flags()).toEqual(expect.arrayContaining(['echo', 'icanon', 'isig', 'icrnl', 'opost']));
+      const saved = n.ttyMakeRaw(p.slave);
+      expect(flags()).toEqual(
+        expect.arrayContaining(['-echo', '-icanon', '-isig', '-icrnl', '-opost']),
+      );
+      n.ttyRestore(p.slave, saved);
+      expect(flags()).toEqual(expect.arrayContaining(['echo', 'icanon', 'isig', 'icrnl', 'opost']));
+      expect(() => n.ttyRestore(p.slave, Buffer.alloc(3))).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_ARG' }),
+      );
+    } finally {
+      closeSync(p.master);
+      closeSync(p.slave);
+    }
+    const nullFd = openSync('/dev/null', 'r');
+    try {
+      expect(() => n.ttyMakeRaw(nullFd)).toThrow(expect.objectContaining({ code: 'ENOTTY' }));
+    } finally {
+      closeSync(nullFd);
     }
   });
 
