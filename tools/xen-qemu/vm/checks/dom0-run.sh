@@ -164,7 +164,7 @@ fi
 # daemon's answers next to this xenstored's -------------------------------------------------------
 if any_selected $XS_CHECKS; then
   mark xenstore
-  timeout -k 5 300 "$NODE" "$VM/xenstore-checks.mjs" --domid "${domid:-}" \
+  timeout -k 5 600 "$NODE" "$VM/xenstore-checks.mjs" --domid "${domid:-}" \
     --xenstored "$XQ_XENSTORED" --only "$XQ_ONLY" >"$WORK/xs.out" 2>"$WORK/xs.err"
   rc=$?
   grep -E '^(PASS|FAIL) ' "$WORK/xs.out" | while IFS= read -r l; do
