@@ -1,6 +1,7 @@
 import { type Program, type ProgramIo, runProgram } from '@xencons/cli';
 import { runConsole } from './commands/console.js';
 import { runDaemon } from './commands/daemon.js';
+import { runDebug } from './commands/debug.js';
 import { runList, runLog } from './commands/list-log.js';
 import { runSim } from './commands/sim.js';
 import { runXs } from './commands/xs.js';
@@ -39,7 +40,10 @@ export const program: Program = {
       summary: 'start|stop|create|destroy|list a simulated Xen host (xencons sim --help)',
       run: (argv, io) => runSim(argv, io),
     },
-    debug: { summary: 'send a debug key to a guest agent (issue 7)' },
+    debug: {
+      summary: "run a guest agent's debug callbacks by key (xencons debug --help)",
+      run: (argv, io) => runDebug(argv, io),
+    },
   },
 };
 

@@ -15,9 +15,11 @@ describe('xencons main', () => {
     expect(await main(['frobnicate'], c.io)).toBe(2);
     expect(c.stderr()).toContain("unknown command 'frobnicate'");
   });
-  it('says which issue brings a planned command', async () => {
+  it('debug: help, and a usage error without a domain', async () => {
     const c = captureIo();
-    expect(await main(['debug'], c.io)).toBe(1);
-    expect(c.stderr()).toContain('issue 7');
+    expect(await main(['debug', '--help'], c.io)).toBe(0);
+    expect(c.stdout()).toContain('Usage: xencons debug NAME|DOMID [KEY]');
+    expect(await main(['debug'], c.io)).toBe(2);
+    expect(c.stderr()).toContain('give NAME|DOMID');
   });
 });
