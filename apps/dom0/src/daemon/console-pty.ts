@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { closeSync, readSync, writeSync } from 'node:fs';
 import { requireNative } from '@xencons/native';
 
@@ -46,9 +45,10 @@ export class ConsolePty {
 
   /** Opens a raw pty pair (cfmakeraw on the slave, as xenconsoled does). */
   static open(maxQueue = 64 * 1024): ConsolePty {
-    const pair = requireNative().ptyOpen(80, 25);
+    const native = requireNative();
+    const pair = native.ptyOpen(80, 25);
     try {
-      execFileSync('stty', ['-F', pair.path, 'raw', '-echo'], { stdio: 'ignore' });
+      native.ttyMakeRaw(pair.slave);
     } catch (error) {
       closeSync(pair.master);
       closeSync(pair.slave);

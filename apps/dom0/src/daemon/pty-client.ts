@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import {
   closeSync,
   constants,
@@ -34,12 +33,12 @@ export class PtyClientStream extends Duplex {
     super({ allowHalfOpen: false });
     this.path = path;
     this.fd = openSync(path, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
+    const native = requireNative();
     try {
-      execFileSync('stty', ['-F', path, 'raw', '-echo'], { stdio: 'ignore' });
+      native.ttyMakeRaw(this.fd);
     } catch {
       // leave the mode as it is: xenconsoled makes it raw already
     }
-    const native = requireNative();
     this.watch = native.watchFd(this.fd, () => {
       this.armed = false;
       this.readSome();
