@@ -45,6 +45,7 @@ export {
 export {
   agentNodePath,
   formatDebugReply,
+  MAX_REPLY_BYTES,
   parseDebugRequest,
   XenstoreDebugNode,
 } from './debug/xenstore-node.js';
