@@ -81,7 +81,10 @@ XS_CHECKS='xs xs-socket-rw xs-socket-dir-perms xs-socket-watch xs-socket-tx xs-d
 # The conformance cases of packages/gnttab (src/conformance/cases.ts), prefixed gnttab-.
 GNTTAB_CHECKS='gnttab gnttab-errnos gnttab-share-map-self gnttab-peer-shares gnttab-peer-maps gnttab-read-only-grant gnttab-grant-for-another-domain gnttab-unknown-grant gnttab-ended-grant gnttab-end-while-mapped gnttab-peer-killed gnttab-frame-map-unprivileged gnttab-frame-unknown gnttab-primary-console gnttab-close-releases gnttab-bad-arguments'
 GNTTAB_GUEST_CHECKS='gnttab gnttab-errnos gnttab-frame-unknown gnttab-primary-console'
-GUEST_CHECKS="guest-create guest-console-log guest-console-pty guest-node guest-destroy native-console-page native-ring-codec xs-socket-dir-perms xs-xenbus-dir-perms xs-domain $GNTTAB_GUEST_CHECKS"
+# The console daemon and `xencons console` (console-checks.mjs); they stop and restart xenconsoled,
+# so they run after everything that reads xenconsoled's log of the guest.
+CONSOLE_CHECKS='console console-pty-mode console-secondary console-ring-mode console-xenconsoled-back'
+GUEST_CHECKS="guest-create guest-console-log guest-console-pty guest-node guest-destroy native-console-page native-ring-codec xs-socket-dir-perms xs-xenbus-dir-perms xs-domain $GNTTAB_GUEST_CHECKS $CONSOLE_CHECKS"
 domid=''
 if any_selected $GUEST_CHECKS; then
   mark guest-create
@@ -215,6 +218,27 @@ if any_selected $EVTCHN_CHECKS; then
   fi
   [ -s "$WORK/evtchn.err" ] && { printf 'evtchn-checks stderr:\n'; tail -n 40 "$WORK/evtchn.err"; }
   mark evtchn-done
+fi
+
+# ---- the console daemon against real Xen: on xenconsoled's pty, on the ring with xenconsoled
+# stopped, and as the backend of a secondary console the guest's hvc_xen connects as /dev/hvc1 ----
+if any_selected $CONSOLE_CHECKS; then
+  mark console
+  timeout -k 5 700 "$NODE" "$VM/console-checks.mjs" --domid "${domid:-}" --guest "$GUEST" \
+    --nonce "$XQ_NONCE" --only "$XQ_ONLY" >"$WORK/console.out" 2>"$WORK/console.err"
+  rc=$?
+  grep -E '^(PASS|FAIL) ' "$WORK/console.out" | while IFS= read -r l; do
+    printf '%s\n' "$l" >>"$OUT"
+    printf '\nXQ-RESULT %s\n' "$l"
+  done
+  grep -E '^NOTE ' "$WORK/console.out" | while IFS= read -r l; do printf '\nXQ-%s\n' "$l"; done
+  if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$WORK/console.out"; then
+    fail console "console-checks.mjs exited $rc: $(tail -n 5 "$WORK/console.err")"
+  fi
+  [ -s "$WORK/console.err" ] && { printf 'console-checks stderr:\n'; tail -n 40 "$WORK/console.err"; }
+  # The checks restart xenconsoled whatever happened; guest-destroy and the log tail below use it.
+  pidof xenconsoled >/dev/null || printf 'xenconsoled is not running after the console checks\n'
+  mark console-done
 fi
 
 if [ -n "$domid" ]; then
