@@ -5,7 +5,7 @@
 //    application writes of CHUNK bytes with the stream's own backpressure (write() false → wait
 //    for 'drain'). Input bytes are commands: 'g' starts, 's' stops (the pattern carries on from
 //    where it stopped), so the measuring side decides when it is running.
-//  - in: reads the pattern from offset 0 and checks every byte; writes '.' per MiB checked, or
+//  - in: reads the pattern from offset 0 and checks every byte; writes '.' per 64 KiB checked, or
 //    '!' and exits 1 at the first wrong byte.
 //  - echo: writes back every input byte.
 //
@@ -15,7 +15,8 @@ import { once } from 'node:events';
 import { openGuestPrimaryConsole } from '@xencons/device';
 import { BENCH_PATTERN, PATTERN_LENGTH, PatternChecker } from './console-pattern.js';
 
-const MiB = 1 << 20;
+/** One '.' of acknowledgement per this many input bytes checked. */
+const ACK_BYTES = 65536;
 const mode = process.env.MODE ?? '';
 const chunk = Number(process.env.CHUNK ?? 65536);
 
@@ -54,13 +55,13 @@ if (mode === 'out') {
 } else if (mode === 'in') {
   const checker = new PatternChecker();
   stream.on('data', (bytes: Buffer) => {
-    const before = Math.floor(checker.bytes / MiB);
+    const before = Math.floor(checker.bytes / ACK_BYTES);
     if (!checker.check(bytes)) {
       process.stderr.write(`input corrupt after byte ${checker.bytes}\n`);
       stream.write('!', () => process.exit(1));
       return;
     }
-    const dots = Math.floor(checker.bytes / MiB) - before;
+    const dots = Math.floor(checker.bytes / ACK_BYTES) - before;
     if (dots > 0) stream.write('.'.repeat(dots));
   });
 } else if (mode === 'echo') {

@@ -34,6 +34,8 @@ import { BENCH_PATTERN, findInPattern, PATTERN_LENGTH, PatternChecker } from './
 // load average (this 2-core machine is shared).
 
 const MiB = 1 << 20;
+/** The `in` guest acknowledges with one '.' per this many bytes checked (console-guest.ts). */
+const ACK_BYTES = 65536;
 const load = () => Number(loadavg()[0]!.toFixed(2));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const run = promisify(execFile);
@@ -125,10 +127,20 @@ function cpuMeter(guestPid: number, daemonPid?: number) {
 }
 
 /** Waits until `check()` holds, checking every 10 ms (setup only, never inside a measurement). */
-async function until(what: string, check: () => boolean, ms = 30_000): Promise<void> {
+async function until(
+  what: string,
+  check: () => boolean,
+  ms = 30_000,
+  daemon?: Daemon,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`console bench: timed out waiting for ${what}`);
+    const gone = daemon?.exited() ?? null;
+    if (gone !== null || Date.now() > deadline) {
+      const why = gone ?? 'timed out';
+      const more = daemon ? `; its stderr ends: ${daemon.stderr().slice(-2000)}` : '';
+      throw new Error(`console bench: ${why} waiting for ${what}${more}`);
+    }
     await sleep(10);
   }
 }
@@ -236,7 +248,8 @@ async function window(
   const b1 = count();
   const t1 = performance.now();
   const cpu = meter.stop();
-  if (b1 === b0) throw new Error('console bench: no bytes moved in the measured window');
+  if (b1 === b0)
+    throw new Error(`console bench: no bytes moved in ${measureMs} ms (a stalled console)`);
   return { mibps: (b1 - b0) / MiB / ((t1 - t0) / 1000), ...cpu };
 }
 
@@ -322,10 +335,10 @@ async function deviceIn(world: World, chunk: number) {
       const w = await window(() => con.stream.bytesOut, warmMs, measureMs, meter);
       running = false;
       await writer;
-      // Every byte written must come back acknowledged (one '.' per MiB the guest checked).
+      // Every byte written must come back acknowledged (one '.' per 64 KiB the guest checked).
       await until('the guest to check its input', () => {
         if (failure) return true;
-        return dots === Math.floor(con.stream.bytesOut / MiB);
+        return dots === Math.floor(con.stream.bytesOut / ACK_BYTES);
       });
       if (failure) throw failure;
       return w;
@@ -378,6 +391,8 @@ interface Daemon {
   child: ChildProcess;
   socket: string;
   stderr(): string;
+  /** Why the daemon is gone, or null while it runs. */
+  exited(): string | null;
   consolesUp(): number;
   stop(): Promise<void>;
 }
@@ -407,17 +422,24 @@ async function startDaemon(cli: string, simDir: string, dir: string): Promise<Da
     { env, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let err = '';
+  let partial = '';
   let up = 0;
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (text: string) => {
     err += text;
-    up += text.split('\n').filter((l) => l.startsWith('console up:')).length;
+    const lines = (partial + text).split('\n');
+    partial = lines.pop() ?? '';
+    up += lines.filter((l) => l.startsWith('console up:')).length;
     if (err.length > 1 << 20) err = err.slice(-65536);
   });
   const daemon: Daemon = {
     child,
     socket,
     stderr: () => err,
+    exited: () =>
+      child.exitCode !== null || child.signalCode !== null
+        ? `the daemon exited (${child.exitCode ?? child.signalCode})`
+        : null,
     consolesUp: () => up,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -709,7 +731,7 @@ async function* deviceAndDaemon(
       const chunk = 65536;
       const n0 = upBefore();
       const guest = await startGuest(world, 'dout', { MODE: 'out', CHUNK: String(chunk) });
-      await until('the daemon to serve dout', () => d.consolesUp() > n0);
+      await until('the daemon to serve dout', () => d.consolesUp() > n0, 30_000, d);
       const viewer = await attach(d.socket, 'dout');
       sockets.push(viewer.socket);
       const seen = patternViewer(viewer.socket, viewer.rest);
@@ -756,7 +778,7 @@ async function* deviceAndDaemon(
       const chunk = 65536;
       const n0 = upBefore();
       const guest = await startGuest(world, 'din', { MODE: 'in' });
-      await until('the daemon to serve din', () => d.consolesUp() > n0);
+      await until('the daemon to serve din', () => d.consolesUp() > n0, 30_000, d);
       const viewer = await attach(d.socket, 'din');
       sockets.push(viewer.socket);
       let dots = 0;
@@ -783,13 +805,13 @@ async function* deviceAndDaemon(
             if (!ok) await once(viewer.socket, 'drain');
           }
         })();
-        // Counted where the guest checked them: one '.' per MiB.
-        const w = await window(() => dots * MiB, plan.warmMs, plan.measureMs, m);
+        // Counted where the guest checked them: one '.' per 64 KiB.
+        const w = await window(() => dots * ACK_BYTES, plan.warmMs, plan.measureMs, m);
         running = false;
         await writer;
         await until(
           'the guest to check its input',
-          () => failure !== null || dots === Math.floor(written / MiB),
+          () => failure !== null || dots === Math.floor(written / ACK_BYTES),
         );
         if (failure) throw failure;
         return w;
@@ -806,7 +828,7 @@ async function* deviceAndDaemon(
     {
       const n0 = upBefore();
       const guest = await startGuest(world, 'decho', { MODE: 'echo' });
-      await until('the daemon to serve decho', () => d.consolesUp() > n0);
+      await until('the daemon to serve decho', () => d.consolesUp() > n0, 30_000, d);
       const viewer = await attach(d.socket, 'decho');
       sockets.push(viewer.socket);
       viewer.socket.resume();
@@ -854,7 +876,7 @@ async function* scale(plan: Plan, scratch: string, daemonCli: string): AsyncIter
     let t0 = performance.now();
     const script =
       'printf "%s %s\\n" "$XENCONS_SIM_DOMID" "$XENCONS_SIM_TOKEN" > "$TOKENS/$XENCONS_SIM_DOMID.tmp" && ' +
-      'mv "$TOKENS/$XENCONS_SIM_DOMID.tmp" "$TOKENS/$XENCONS_SIM_DOMID.tok" && exec sleep 3600';
+      'mv "$TOKENS/$XENCONS_SIM_DOMID.tmp" "$TOKENS/$XENCONS_SIM_DOMID.tok" && exec sleep 600';
     let next = 0;
     const builder = async () => {
       while (next < n) {
@@ -872,7 +894,7 @@ async function* scale(plan: Plan, scratch: string, daemonCli: string): AsyncIter
       'every domain to hand over its credential',
       () => readdirSync(tokens).filter((f) => f.endsWith('.tok')).length === n,
     );
-    await until(`the daemon to serve ${n} consoles`, () => d.consolesUp() >= n, 300_000);
+    await until(`the daemon to serve ${n} consoles`, () => d.consolesUp() >= n, 300_000, d);
     const upS = (performance.now() - t0) / 1000;
 
     t0 = performance.now();
