@@ -1,8 +1,9 @@
 // The agent in a guest of the simulated host, the console daemon in dom0, and a person at
 // `xencons console` (and at Xen's own xenconsole): logins as a temporary local user, a wrong
 // password, secondary consoles that come and go, the log console, debug keys. As root (CI): the
-// user is made with useradd/chpasswd and removed afterwards, even when a test fails.
-import { execFile, spawnSync } from 'node:child_process';
+// user is made with useradd/chpasswd and removed afterwards, even when a test fails (or, when the
+// test process died, by the next run).
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,6 +22,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ConsoleDaemon, type DaemonEvent } from '../../dom0/src/daemon/daemon.js';
 import { type Dom0World, openDom0World } from '../../dom0/src/world.js';
 import { Driven } from './support/driver.js';
+import { makeTestUser } from './support/users.js';
 
 const XENCONSOLE = '/usr/lib/xen-4.17/bin/xenconsole';
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -51,7 +53,8 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
 
 needs.describe('xencons-agent on the simulated host (root)', () => {
   const scratch = makeTempDir('xencons-agent-sim-');
-  const user = `xca${randomBytes(3).toString('hex')}`;
+  let user = '';
+  let removeUser = () => {};
   const password = `Pw-${randomBytes(6).toString('base64url')}-7`;
   const wrong = `Bad-${randomBytes(6).toString('base64url')}-3`;
   let agentJs = '';
@@ -61,12 +64,6 @@ needs.describe('xencons-agent on the simulated host (root)', () => {
   let daemon: ConsoleDaemon;
   const events: DaemonEvent[] = [];
   const driven: Driven[] = [];
-  let made = false;
-
-  const sh = (cmd: string, args: string[], input?: string) => {
-    const r = spawnSync(cmd, args, { input, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
-  };
 
   const env = () => ({ ...process.env, XENCONS_SIM: host.dir, XENCONS_LOG: 'debug' });
 
@@ -129,9 +126,9 @@ needs.describe('xencons-agent on the simulated host (root)', () => {
       new URL('../../../packages/sim/src/guest-main.ts', import.meta.url),
       scratch.path,
     );
-    sh('useradd', ['-m', '-s', '/bin/bash', user]);
-    made = true;
-    sh('chpasswd', [], `${user}:${password}\n`);
+    const made = makeTestUser('xca', password);
+    user = made.name;
+    removeUser = made.remove;
     const dir = path.join(scratch.path, 'host');
     host = await startSimHost({ dir, guestMain });
     world = await openDom0World({ XENCONS_SIM: dir });
@@ -151,8 +148,7 @@ needs.describe('xencons-agent on the simulated host (root)', () => {
     await daemon?.close().catch(() => {});
     await world?.close().catch(() => {});
     await host?.close().catch(() => {});
-    // -f: even if a process of the user is still around.
-    if (made) spawnSync('userdel', ['-f', '-r', user], { stdio: 'ignore' });
+    removeUser(); // userdel -f: even if a process of the user is still around
     scratch.remove();
   }, 60_000);
 

@@ -149,7 +149,8 @@ export class TtyConsoleSource implements ConsoleSource {
       if (this.#active.has(file)) continue;
       const wait = this.#backoff.get(file);
       if (wait && wait.until > now) continue;
-      const name = path.basename(file);
+      // As agetty names its line: the path below /dev (`hvc1`, `ttyS0`, `pts/4`).
+      const name = file.startsWith('/dev/') ? file.slice('/dev/'.length) : path.basename(file);
       const index = hvcIndex(name);
       const info: ConsoleInfo = {
         id: name,
