@@ -34,7 +34,14 @@ function run(chunks: Uint8Array[], options: Partial<LineEditorOptions> = {}): Ru
       rest.push(Buffer.from(chunk.subarray(r.consumed)));
     }
   }
-  return { events, lines, echo: Buffer.concat(echo), rest: Buffer.concat(rest) };
+  // A line that ended on a chunk's last byte (CR) leaves the LF of a split CRLF to the next
+  // reader (`awaitingLf` → `skipLeadingLf`); drop it here as that reader would, so the rest
+  // does not depend on where the input was split.
+  let restBytes = Buffer.concat(rest);
+  const last = events.at(-1);
+  if (last?.type === 'line' && last.awaitingLf && restBytes[0] === 0x0a)
+    restBytes = restBytes.subarray(1);
+  return { events, lines, echo: Buffer.concat(echo), rest: restBytes };
 }
 
 /** Every line in `input`, reading with a fresh editor per line as a getty does. */
