@@ -146,14 +146,14 @@ function ensureSystemPackages() {
   if (r.status !== 0) fail('apt-get install failed', 1);
 }
 
-/** Builds the workspace, or with `only` just that package and what it depends on. */
+/** Builds the workspace, or with `only` (a package or a list) just those and what they depend on. */
 function build(pnpm, only) {
   if (!works('cargo', ['--version'])) {
     note(
       'cargo not found: @xencons/native will not be built and the pure-TS paths are used (install Rust to build it)',
     );
   }
-  const filter = only ? [`--filter=${only}...`] : [];
+  const filter = (only === undefined ? [] : [only].flat()).map((name) => `--filter=${name}...`);
   const logs = quiet ? '--output-logs=errors-only' : '--output-logs=new-only';
   const r = run(pnpm[0], [...pnpm[1], 'exec', 'turbo', 'run', 'build', ...filter, logs], {
     toStderr: quiet,
@@ -227,7 +227,11 @@ function main() {
   }
   const program = programs[command];
   if (!program) fail(`unknown command: ${command}`, 2);
-  build(pnpm, packageOf[command]);
+  if (command === 'xencons') {
+    // `xencons sim create NAME --agent` (and the demo) run the guest agent of this checkout.
+    build(pnpm, [packageOf.xencons, packageOf['xencons-agent']]);
+    env.XENCONS_AGENT ??= programs['xencons-agent'];
+  } else build(pnpm, packageOf[command]);
   exec([...(nodeFlags[command] ?? []), program, ...args]);
 }
 
