@@ -40,7 +40,10 @@ export class JournalForwarder {
     child.stdout?.on('data', (chunk: string) => {
       const parts = (rest + chunk).split('\n');
       rest = parts.pop() ?? '';
+      const own = `[${process.pid}]:`;
       for (const line of parts) {
+        // Our own stderr is in the journal too, and already on the log console.
+        if (line.includes(own)) continue;
         this.lines++;
         this.#logConsole.writeLine(`journal: ${line.replace(/\p{Cc}/gu, '?')}`);
       }

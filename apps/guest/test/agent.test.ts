@@ -263,11 +263,11 @@ describe('Agent with a fake console source', () => {
     );
   });
 
-  it('forwards a journal command line by line to the log console', async () => {
+  it('forwards a journal command line by line to the log console, without its own lines', async () => {
     const fake = path.join(scratch.path, 'fake-journalctl');
     writeFileSync(
       fake,
-      '#!/bin/sh\necho "Jan 01 host unit[1]: started"\necho "second entry"\nexec sleep 30\n',
+      `#!/bin/sh\necho "Jan 01 host unit[1]: started"\necho "Jan 01 host node[${process.pid}]: our own line"\necho "second entry"\nexec sleep 30\n`,
     );
     chmodSync(fake, 0o755);
     const log = new FakeConsole(info('1', { channel: 'xencons-log' }));
@@ -275,5 +275,6 @@ describe('Agent with a fake console source', () => {
     await agent.start();
     await until(() => log.output().includes('journal: second entry'), 'the journal lines');
     expect(log.output()).toContain('journal: Jan 01 host unit[1]: started\n');
+    expect(log.output()).not.toContain('our own line'); // the agent's own stderr is there already
   });
 });

@@ -202,6 +202,11 @@ export function runConfig(values: Values, env: ProgramIo['env']): RunConfig {
   };
 }
 
+/** `run`'s arguments as a configuration (throws on a usage error). */
+export function configFromArgs(argv: readonly string[], env: ProgramIo['env']): RunConfig {
+  return runConfig(parse(argv).values, env);
+}
+
 export function sourceFor(config: RunConfig, env: ProgramIo['env']): ConsoleSource {
   switch (config.platform) {
     case 'sim':
