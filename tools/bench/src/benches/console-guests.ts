@@ -7,7 +7,9 @@
 // every input byte echoed back.
 //
 // Usage: node console-guests.js TOKENS_DIR   (XENCONS_SIM set to the host's folder)
-// Prints `ready N` on stdout when every console is open; exits when stdin closes or on SIGTERM.
+// Prints `ready N` on stdout when every console is open. A line `boot BYTES` on stdin makes every
+// console write BYTES of boot-log-like text (as a booting kernel does on hvc0), then `booted N`
+// is printed once every console's ring took it. Exits when stdin closes or on SIGTERM.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type GuestPrimaryConsole, openGuestPrimaryConsole } from '@xencons/device';
@@ -30,7 +32,34 @@ const stop = async () => {
 };
 process.on('SIGTERM', () => void stop());
 process.stdin.on('end', () => void stop());
-process.stdin.resume();
+let pending = '';
+process.stdin.on('data', (bytes: Buffer) => {
+  pending += bytes.toString();
+  for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
+    const [op, arg] = pending.slice(0, nl).split(' ');
+    pending = pending.slice(nl + 1);
+    if (op === 'boot') void boot(Number(arg));
+  }
+});
+
+function bootLog(name: string, bytes: number): string {
+  let text = '';
+  for (let i = 0; text.length < bytes; i++) {
+    const t = (i * 0.0137).toFixed(6).padStart(12);
+    text += `[${t}] ${name}: bench boot message ${i}, console output as a kernel prints it\r\n`;
+  }
+  return text.slice(0, bytes);
+}
+
+async function boot(bytes: number): Promise<void> {
+  await Promise.all(
+    consoles.map(
+      (c) =>
+        new Promise<void>((resolve) => c.stream.write(bootLog(c.name, bytes), () => resolve())),
+    ),
+  );
+  process.stdout.write(`booted ${consoles.length}\n`);
+}
 
 let next = 0;
 const worker = async () => {

@@ -949,23 +949,26 @@ async function* scale(plan: Plan, scratch: string, daemonCli: string): AsyncIter
     };
 
     // Idle: nothing moves on any console.
-    const before = procStats(pid);
-    const ti = performance.now();
-    await sleep(plan.idleMs);
-    const after = procStats(pid);
-    const s = (performance.now() - ti) / 1000;
-    const cpuPct = ((after.cpuNs - before.cpuNs) / 1e9 / s) * 100;
-    yield {
-      ...common,
-      case: `daemon-${n}/idle`,
-      metric: 'daemon CPU',
-      value: Number(cpuPct.toFixed(2)),
-      unit: '%',
-      wakeupsPerSecond: round1((after.switches - before.switches) / s),
-      seconds: round1(s),
-      target: 'near 0 (no polling)',
-      load: load(),
+    const idle = async (name: string, note: string): Promise<BenchResult> => {
+      const before = procStats(pid);
+      const ti = performance.now();
+      await sleep(plan.idleMs);
+      const after = procStats(pid);
+      const s = (performance.now() - ti) / 1000;
+      return {
+        ...common,
+        case: `daemon-${n}/${name}`,
+        metric: 'daemon CPU',
+        value: Number((((after.cpuNs - before.cpuNs) / 1e9 / s) * 100).toFixed(2)),
+        unit: '%',
+        wakeupsPerSecond: round1((after.switches - before.switches) / s),
+        seconds: round1(s),
+        target: 'near 0 (no polling)',
+        note,
+        load: load(),
+      };
     };
+    yield await idle('idle', 'each guest wrote one line');
 
     // Attach: time for the daemon's reply, then one keystroke echoed through that console.
     const replies: number[] = [];
@@ -1005,6 +1008,27 @@ async function* scale(plan: Plan, scratch: string, daemonCli: string): AsyncIter
       echoAfterAttachP99Ms: Number(quantile(echoes, 0.99).toFixed(2)),
       load: load(),
     };
+    // A boot log on every console (more than a pty holds while nobody has it open), then idle.
+    const bootBytes = 32768;
+    gout = '';
+    g.stdin!.write(`boot ${bootBytes}\n`);
+    await until('the guests to write their boot logs', () => gout.includes(`booted ${n}`), 300_000);
+    await sleep(2000);
+    const booted = procMemory(pid);
+    yield {
+      ...common,
+      case: `daemon-${n}/memory-after-boot-logs`,
+      metric: 'RSS',
+      value: round1(booted.rssKiB / 1024),
+      unit: 'MiB',
+      peakMiB: round1(booted.hwmKiB / 1024),
+      perConsoleKiB: round1((booted.rssKiB - empty.rssKiB) / n),
+      note: `each guest wrote ${bootBytes / 1024} KiB`,
+    };
+    yield await idle(
+      'idle-after-boot-logs',
+      `each guest wrote ${bootBytes / 1024} KiB, nobody on the ptys`,
+    );
     const guestsMem = procMemory(guests.pid!);
     yield {
       ...common,
