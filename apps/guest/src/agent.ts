@@ -328,7 +328,8 @@ export class Agent {
 
   /** With `login`, a session starts before the password is checked: log only real account names. */
   #safeUser(user: string): string {
-    if ((this.options.login?.backend ?? 'login') !== 'login') return user;
+    const backend = this.options.login?.backend ?? (process.getuid?.() === 0 ? 'login' : 'file');
+    if (backend !== 'login') return user;
     try {
       return lookupAccount(user) ? user : 'UNKNOWN';
     } catch {
