@@ -215,7 +215,9 @@ function main() {
     return;
   }
   if (command === 'demo') {
-    build(pnpm, 'xencons');
+    // The demo's guest runs this checkout's agent (a login on its console).
+    build(pnpm, [packageOf.xencons, packageOf['xencons-agent']]);
+    env.XENCONS_AGENT ??= programs['xencons-agent'];
     exec([programs.xencons, 'demo', ...args]);
     return;
   }

@@ -72,3 +72,60 @@ requirement(
     expect(text).toContain('DEMO-EXIT=0');
   }, 40_000);
 });
+
+const agent = join(here, '..', '..', 'guest', 'dist', 'cli.js');
+
+requirement(
+  'script(1) and a built xencons-agent',
+  !commandExists('script')
+    ? 'install util-linux'
+    : existsSync(agent)
+      ? null
+      : `${agent} is missing: run pnpm build`,
+).describe('xencons demo with the agent', () => {
+  it('offers a login on the guest console; the shell runs as the current user; Ctrl-] ends it', async () => {
+    const child = spawn('script', ['-qec', `${process.execPath} ${cli} demo`, '/dev/null'], {
+      env: { ...process.env, XENCONS_AGENT: agent },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    const wait = async (pattern: RegExp, ms = 30_000) => {
+      const deadline = Date.now() + ms;
+      while (!pattern.test(out)) {
+        if (Date.now() > deadline)
+          throw new Error(`no ${pattern} in ${JSON.stringify(out.slice(-800))}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return out.match(pattern) ?? [];
+    };
+    try {
+      const [, user, password] = await wait(/log in as '([^']+)' with password '([^']+)'/);
+      await wait(/Escape character is/);
+      child.stdin.write('\r');
+      await wait(/login: $/m);
+      child.stdin.write(`${user}\r`);
+      await wait(/Password: /);
+      child.stdin.write(`${password}\r`);
+      await new Promise((resolve) => setTimeout(resolve, 2000)); // the shell starts
+      child.stdin.write('id -un; echo mark-$((6*7))\r');
+      await wait(/mark-42/);
+      // Without carriage returns and terminal control sequences (bracketed paste, size probes).
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC sequences are what this strips
+      const plain = out.replace(/\u001b\[[0-9;?]*[A-Za-z]|\u001b[78]|\r/g, '');
+      expect(plain).toContain(`\n${user}\nmark-42`);
+      child.stdin.write('\x1d');
+      await new Promise((resolve) => child.on('exit', resolve));
+      await wait(/Simulated host stopped\./);
+    } finally {
+      try {
+        process.kill(-(child.pid ?? 0), 'SIGKILL');
+      } catch {
+        // the group is gone
+      }
+    }
+  }, 60_000);
+});

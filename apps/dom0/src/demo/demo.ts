@@ -1,8 +1,10 @@
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { EXIT, type ProgramIo } from '@xencons/cli';
+import { addUser } from '@xencons/login-shell';
 import { nativeUnavailableReason } from '@xencons/native';
 import { type SimHost, startSimHost } from '@xencons/sim';
 import { runConsole } from '../commands/console.js';
@@ -13,6 +15,22 @@ import { type Dom0World, openDom0World } from '../world.js';
 export function demoGuestCommand(): string {
   const script = spawnSync('script', ['--version'], { stdio: 'ignore' });
   return script.status === 0 ? `script -qfec '/bin/sh -i' /dev/null` : '/bin/sh -i';
+}
+
+/** The agent to run in the guest: `XENCONS_AGENT` (the bootstrap sets it to this checkout's). */
+function agentEntry(env: ProgramIo['env']): string | null {
+  const agent = env.XENCONS_AGENT;
+  return agent && existsSync(agent) ? agent : null;
+}
+
+/** A throwaway password: 4 groups of 4 letters and digits, easy to type. */
+function throwawayPassword(): string {
+  const alphabet = 'abcdefghjkmnpqrstuvwxyz23456789';
+  const bytes = randomBytes(16);
+  let out = '';
+  for (let i = 0; i < 16; i++)
+    out += (i > 0 && i % 4 === 0 ? '-' : '') + alphabet[(bytes[i] ?? 0) % alphabet.length];
+  return out;
 }
 
 export interface DemoOptions {
@@ -59,7 +77,25 @@ export async function runDemo(io: ProgramIo, options: DemoOptions = {}): Promise
       });
     });
     await daemon.start();
-    const guest = await host.createDomain({ name: 'demo', cmd: options.cmd ?? demoGuestCommand() });
+    const agent = options.cmd === undefined ? agentEntry(io.env) : null;
+    let guest: Awaited<ReturnType<SimHost['createDomain']>>;
+    if (agent) {
+      // The agent runs a login on the console: a users file for this demo holds one entry, the
+      // current user, with a password made up now (the session runs as that user).
+      const user = userInfo().username;
+      const password = throwawayPassword();
+      const usersFile = join(dir, 'demo-users');
+      await addUser(usersFile, user, Buffer.from(password));
+      guest = await host.createDomain({
+        name: 'demo',
+        program: [process.execPath, agent, 'run', '--auth', 'file', '--users-file', usersFile],
+      });
+      io.stderr.write(
+        `The guest runs xencons-agent: log in as '${user}' with password '${password}' (valid for this demo only).\n`,
+      );
+    } else {
+      guest = await host.createDomain({ name: 'demo', cmd: options.cmd ?? demoGuestCommand() });
+    }
     io.stderr.write(
       `Guest 'demo' is domain ${guest.domid} (process ${guest.pid}); its console is served by the daemon.\n`,
     );
