@@ -5,6 +5,14 @@
 // Without cargo this is not an error locally (the loader then returns null with a reason and
 // the pure-TS paths are used), but with CI=true it is: CI must build the native core.
 import { spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -29,12 +37,27 @@ if (cargo.error || cargo.status !== 0) {
 // --no-js: index.js and index.d.ts are hand-written; never let the CLI generate bindings.
 // XENCONS_NATIVE_PROFILE=debug builds without --release (faster to compile, with debug asserts).
 const profile = process.env.XENCONS_NATIVE_PROFILE === 'debug' ? [] : ['--release'];
-const result = spawnSync('npx', ['napi', 'build', '--platform', ...profile, '--no-js'], {
-  cwd: packageDir,
-  stdio: 'inherit',
-});
+// The CLI writes into target/napi-out; we then install the binary next to index.js by rename,
+// and only when it changed. Copying over the old file in place would change the code under every
+// running process that has it loaded (a simulated host, a daemon): they would crash.
+const staging = join(packageDir, 'target', 'napi-out');
+mkdirSync(staging, { recursive: true });
+const result = spawnSync(
+  'npx',
+  ['napi', 'build', '--platform', ...profile, '--no-js', '--output-dir', staging],
+  { cwd: packageDir, stdio: 'inherit' },
+);
 if (result.error) {
   console.error(`@xencons/native: could not run napi build: ${result.error.message}`);
   process.exit(1);
 }
-process.exit(result.status ?? 1);
+if (result.status !== 0) process.exit(result.status ?? 1);
+for (const name of readdirSync(staging).filter((n) => n.endsWith('.node'))) {
+  const built = readFileSync(join(staging, name));
+  const target = join(packageDir, name);
+  if (existsSync(target) && readFileSync(target).equals(built)) continue;
+  const temporary = `${target}.${process.pid}.tmp`;
+  writeFileSync(temporary, built, { mode: 0o755 });
+  renameSync(temporary, target);
+}
+process.exit(0);

@@ -352,7 +352,7 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
           served: null,
         };
         state.secondaries.set(devid, entry);
-        backend.on('connect', (stream) => {
+        const onConnect = (stream: Duplex) => {
           void this.serve(
             state,
             devid,
@@ -370,7 +370,10 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
               via: 'grant',
             });
           });
-        });
+        };
+        backend.on('connect', onConnect);
+        // A guest that had published its ring already is connected before we could listen.
+        if (backend.stream) onConnect(backend.stream);
         backend.on('disconnect', () =>
           entry.served?.hub.close(`the guest closed console ${devid}`),
         );
