@@ -239,6 +239,7 @@ async function window(
   warmMs: number,
   measureMs: number,
   meter: ReturnType<typeof cpuMeter>,
+  explain: () => string = () => '',
 ): Promise<Throughput> {
   await sleep(warmMs);
   const b0 = count();
@@ -248,9 +249,24 @@ async function window(
   const b1 = count();
   const t1 = performance.now();
   const cpu = meter.stop();
-  if (b1 === b0)
-    throw new Error(`console bench: no bytes moved in ${measureMs} ms (a stalled console)`);
+  if (b1 === b0) {
+    throw new Error(
+      `console bench: no bytes moved in ${measureMs} ms (a stalled console); ${explain()}`,
+    );
+  }
   return { mibps: (b1 - b0) / MiB / ((t1 - t0) / 1000), ...cpu };
+}
+
+/** What a stalled round looked like: the guest's log, the daemon, the viewer. */
+function why(guest: SimDomain, daemon?: Daemon, viewer?: net.Socket): string {
+  const parts = [`guest ${guest.name} log: ${JSON.stringify(fileText(guest.logPath).slice(-500))}`];
+  if (daemon) {
+    parts.push(
+      `daemon ${daemon.exited() ?? 'running'}, stderr ends: ${daemon.stderr().slice(-1000)}`,
+    );
+  }
+  if (viewer) parts.push(`viewer socket ${viewer.destroyed ? 'closed' : 'open'}`);
+  return parts.join('; ');
 }
 
 /** Resolves once `bytes()` has not changed for `quietMs`. */
@@ -289,7 +305,13 @@ async function deviceOut(world: World, chunk: number) {
     con,
     async round(warmMs: number, measureMs: number): Promise<Throughput> {
       con.stream.write('g');
-      const w = await window(() => checker.bytes, warmMs, measureMs, meter);
+      const w = await window(
+        () => checker.bytes,
+        warmMs,
+        measureMs,
+        meter,
+        () => why(domain),
+      );
       con.stream.write('s');
       await settle(() => checker.bytes);
       if (failure) throw failure;
@@ -332,7 +354,13 @@ async function deviceIn(world: World, chunk: number) {
           if (!ok) await once(con.stream, 'drain');
         }
       })();
-      const w = await window(() => con.stream.bytesOut, warmMs, measureMs, meter);
+      const w = await window(
+        () => con.stream.bytesOut,
+        warmMs,
+        measureMs,
+        meter,
+        () => why(domain),
+      );
       running = false;
       await writer;
       // Every byte written must come back acknowledged (one '.' per 64 KiB the guest checked).
@@ -740,7 +768,9 @@ async function* deviceAndDaemon(
       let lm = load();
       const round = async () => {
         viewer.socket.write('g');
-        const w = await window(seen.bytes, plan.warmMs, plan.measureMs, m);
+        const w = await window(seen.bytes, plan.warmMs, plan.measureMs, m, () =>
+          why(guest, d, viewer.socket),
+        );
         viewer.socket.write('s');
         await settle(seen.bytes);
         const failure = seen.failure();
@@ -806,7 +836,13 @@ async function* deviceAndDaemon(
           }
         })();
         // Counted where the guest checked them: one '.' per 64 KiB.
-        const w = await window(() => dots * ACK_BYTES, plan.warmMs, plan.measureMs, m);
+        const w = await window(
+          () => dots * ACK_BYTES,
+          plan.warmMs,
+          plan.measureMs,
+          m,
+          () => why(guest, d, viewer.socket),
+        );
         running = false;
         await writer;
         await until(
