@@ -1093,11 +1093,17 @@ export class Xenstored implements ConnectionHandler {
   check(): string[] {
     const problems: string[] = [];
     const owned = new Map<number, number>();
+    const memory = new Map<number, number>();
     let size = 0;
     const visit = (node: import('./node.js').TreeNode, path: string) => {
       size++;
       const owner = node.perms[0]!.id;
       owned.set(owner, (owned.get(owner) ?? 0) + 1);
+      let childBytes = 0;
+      for (const name of node.childNames()) childBytes += name.length + 1;
+      if (childBytes !== node.childBytes) problems.push(`${path}: children list size is stale`);
+      const bytes = Tree.nodeMemory(path.length, node.perms.length, node.value.length, childBytes);
+      memory.set(owner, (memory.get(owner) ?? 0) + bytes);
       if (node.children !== null) {
         for (const [name, child] of node.children) {
           if (child.parent !== node) problems.push(`${childPath(path, name)}: wrong parent link`);
@@ -1121,6 +1127,13 @@ export class Xenstored implements ConnectionHandler {
     for (const [domid, n] of owned) {
       if (this.tree.ownedBy(domid) !== n)
         problems.push(`domain ${domid} owns ${n} nodes, counted ${this.tree.ownedBy(domid)}`);
+    }
+    for (const domid of new Set([...memory.keys(), ...this.tree.memory.keys()])) {
+      const n = memory.get(domid) ?? 0;
+      if (this.tree.memoryOf(domid) !== n)
+        problems.push(
+          `domain ${domid}'s nodes take ${n} bytes, accounted ${this.tree.memoryOf(domid)}`,
+        );
     }
     return problems;
   }

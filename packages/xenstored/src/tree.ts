@@ -86,14 +86,19 @@ export class Tree {
    */
   detach(path: string, node: TreeNode): void {
     const parent = node.parent;
-    if (parent !== null) {
+    // Below a node detached before (a commit removes a subtree top first), only unlink.
+    const attached = this.#index.get(path) === node;
+    if (parent !== null && attached) {
       const slash = path.lastIndexOf('/');
       const parentLen = slash === 0 ? 1 : slash;
       this.#charge(parentLen, parent, -1);
       parent.removeChild(node.name);
       this.#charge(parentLen, parent, 1);
+    } else {
+      parent?.removeChild(node.name);
     }
     node.parent = null;
+    if (!attached) return;
     const drop = (p: string, n: TreeNode) => {
       if (this.#index.get(p) !== n) return;
       this.#index.delete(p);
