@@ -15,10 +15,11 @@
 //                        guest's hvc_xen connects it as /dev/hvc1 (vm/checks/guest.sh keeps a
 //                        shell there), `xencons list --json` shows console 1 connected, and
 //                        `xencons console --num 1` reaches that shell; the device is removed after
-//   console-ring-mode    xenconsoled stopped (by the PID in its pid file): the daemon with
-//                        `--primary ring` maps the guest's console page itself, after
-//                        xenconsoled left the ring's indices where they were; typed input
-//                        reaches the shell on hvc0 and its output comes back and is logged
+//   console-ring-mode    xenconsoled stopped (by the PID in its pid file), then `xl sysrq D h`
+//                        so the guest's kernel leaves its SysRq help in the ring: the daemon
+//                        with `--primary ring` maps the guest's console page itself from where
+//                        xenconsoled left its indices, logs that waiting output, and typed input
+//                        reaches the shell on hvc0, whose output comes back and is logged
 //   console-xenconsoled-back  xenconsoled started again as dom0's /init starts it: it takes the
 //                        ring back from where the daemon left it; a command typed into the pty
 //                        it publishes in console/tty gets its answer (later checks need it)
@@ -476,10 +477,19 @@ if (runner.anySelected(['console-ring-mode', 'console-xenconsoled-back'])) {
     });
     const ring = await tool('xenstore-ls', [`/local/domain/${domid}/console`]).catch(() => '');
     note(`xenconsoled ${pid} stopped; console nodes: ${ring.replace(/\s+/g, ' ').slice(0, 200)}`);
+    // Output that waits in the ring while no backend runs: the guest kernel's SysRq help (a few
+    // hundred bytes, well under the 2048-byte ring), asked for through control/sysrq.
+    await tool('xl', ['sysrq', String(domid), 'h'], { timeout: 60_000 });
+    await sleep(2_000);
     let daemonB = null;
     try {
       daemonB = await startDaemon('ring', ['--primary', 'ring']);
       const up = await consoleUp(daemonB, 'grant|frame');
+      await fileHas(daemonB.log, 'HELP :', 30_000).catch((err) => {
+        throw new Error(
+          `the SysRq help the guest wrote while no backend ran did not reach the daemon's log: ${describeError(err)}`,
+        );
+      });
       const tty = await xsRead(`/local/domain/${domid}/console/tty`).catch(() => '');
       note(`ring mode: '${up}'; console/tty now ${tty}`);
       const { output, tries } = await typeThroughConsole(
