@@ -110,7 +110,8 @@ requirement(
       child.stdin.write(`${user}\r`);
       await wait(/Password: /);
       child.stdin.write(`${password}\r`);
-      await new Promise((resolve) => setTimeout(resolve, 2000)); // the shell starts
+      const typed = out.length;
+      await wait(new RegExp(`^[\\s\\S]{${typed}}[\\s\\S]*[#$] $`)); // the shell's prompt
       child.stdin.write('id -un; echo mark-$((6*7))\r');
       await wait(/mark-42/);
       // Without carriage returns and terminal control sequences (bracketed paste, size probes).
