@@ -422,6 +422,7 @@ interface Daemon {
   /** Why the daemon is gone, or null while it runs. */
   exited(): string | null;
   consolesUp(): number;
+  consolesDown(): number;
   stop(): Promise<void>;
 }
 
@@ -452,12 +453,14 @@ async function startDaemon(cli: string, simDir: string, dir: string): Promise<Da
   let err = '';
   let partial = '';
   let up = 0;
+  let down = 0;
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (text: string) => {
     err += text;
     const lines = (partial + text).split('\n');
     partial = lines.pop() ?? '';
     up += lines.filter((l) => l.startsWith('console up:')).length;
+    down += lines.filter((l) => l.startsWith('console down:')).length;
     if (err.length > 1 << 20) err = err.slice(-65536);
   });
   const daemon: Daemon = {
@@ -469,6 +472,7 @@ async function startDaemon(cli: string, simDir: string, dir: string): Promise<Da
         ? `the daemon exited (${child.exitCode ?? child.signalCode})`
         : null,
     consolesUp: () => up,
+    consolesDown: () => down,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
@@ -755,6 +759,14 @@ async function* deviceAndDaemon(
     const d = daemon;
     const meter = (guest: SimDomain) => cpuMeter(guest.pid!, d.child.pid!);
     const upBefore = () => d.consolesUp();
+    // The simulated host gives the next domain the lowest free domid: let the daemon see each
+    // domain go before the next one comes, so it never meets a reused domid (which it would
+    // not notice: it keeps the old console of that domid).
+    const destroy = async (guest: SimDomain) => {
+      const down = d.consolesDown();
+      await host.destroyDomain(guest.domid).catch(() => {});
+      await until(`the daemon to drop ${guest.name}`, () => d.consolesDown() > down, 30_000, d);
+    };
     {
       const chunk = 65536;
       const n0 = upBefore();
@@ -802,7 +814,7 @@ async function* deviceAndDaemon(
         target: 'near 0 (no polling)',
         load: load(),
       };
-      await host.destroyDomain(guest.domid).catch(() => {});
+      await destroy(guest);
     }
     {
       const chunk = 65536;
@@ -859,7 +871,7 @@ async function* deviceAndDaemon(
       }
       yield* throughputResults('daemon', 'in', chunk, ts, cRuns.get(`in/${chunk}`)!, lm);
       viewer.socket.destroy();
-      await host.destroyDomain(guest.domid).catch(() => {});
+      await destroy(guest);
     }
     {
       const n0 = upBefore();
@@ -879,7 +891,7 @@ async function* deviceAndDaemon(
       lm = Math.max(lm, load());
       yield* echoResults('daemon/echo', us, cEcho, lm);
       viewer.socket.destroy();
-      await host.destroyDomain(guest.domid).catch(() => {});
+      await destroy(guest);
     }
   } finally {
     for (const s of sockets) s.destroy();
