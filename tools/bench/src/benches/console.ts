@@ -524,32 +524,72 @@ async function attach(
   }
 }
 
-/** A viewer reading a guest's pattern output: joins mid-stream, finds its place, checks. */
-function patternViewer(socket: net.Socket, first: Buffer) {
-  let head = Buffer.alloc(0);
-  let checker: PatternChecker | null = null;
-  let failure: Error | null = null;
-  const take = (bytes: Buffer) => {
-    if (checker === null) {
-      head = Buffer.concat([head, bytes]);
-      if (head.length < 64) return;
-      const at = findInPattern(head);
-      if (at < 0) {
-        failure ??= new Error('console bench: the viewer got bytes that are not the pattern');
-        return;
+/**
+ * A viewer reading a guest's pattern output through the daemon: joins mid-stream, finds its
+ * place, checks every byte. The daemon cuts off a viewer that falls more than its queue bound
+ * behind (a slow viewer never slows the guest): this one then attaches again at once, finds its
+ * place again, and counts the cut-off.
+ */
+class PatternViewer {
+  socket: net.Socket | null = null;
+  /** Bytes checked over every connection. */
+  bytes = 0;
+  cutoffs = 0;
+  failure: Error | null = null;
+  #closing = false;
+  #reattaching: Promise<void> | null = null;
+
+  constructor(
+    readonly socketPath: string,
+    readonly domain: string,
+  ) {}
+
+  async open(): Promise<void> {
+    const { socket, rest } = await attach(this.socketPath, this.domain);
+    this.socket = socket;
+    let head = Buffer.alloc(0);
+    let checker: PatternChecker | null = null;
+    let counted = 0;
+    const take = (bytes: Buffer) => {
+      if (checker === null) {
+        head = Buffer.concat([head, bytes]);
+        if (head.length < 64) return;
+        const at = findInPattern(head);
+        if (at < 0) {
+          this.failure ??= new Error(
+            'console bench: the viewer got bytes that are not the pattern',
+          );
+          return;
+        }
+        checker = new PatternChecker(at);
+        bytes = head;
       }
-      checker = new PatternChecker(at);
-      bytes = head;
-    }
-    if (!checker.check(bytes)) failure ??= new Error('console bench: viewer output corrupt');
-  };
-  if (first.length > 0) take(first);
-  socket.on('data', take);
-  socket.resume();
-  return {
-    bytes: () => (checker?.bytes ?? 0) + (checker === null ? head.length : 0),
-    failure: () => failure,
-  };
+      if (!checker.check(bytes)) this.failure ??= new Error('console bench: viewer output corrupt');
+      this.bytes += checker.bytes - counted;
+      counted = checker.bytes;
+    };
+    if (rest.length > 0) take(rest);
+    socket.on('data', take);
+    socket.once('close', () => {
+      if (this.#closing || this.socket !== socket) return;
+      this.cutoffs++;
+      this.#reattaching = this.open().catch((error: Error) => {
+        this.failure ??= error;
+      });
+    });
+    socket.resume();
+  }
+
+  /** Writes to the guest (the viewer holds the input), after any re-attach in progress. */
+  async write(bytes: string): Promise<void> {
+    await this.#reattaching;
+    this.socket?.write(bytes);
+  }
+
+  close(): void {
+    this.#closing = true;
+    this.socket?.destroy();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -668,6 +708,7 @@ async function* deviceAndDaemon(
   let gnttab: Gnttab | null = null;
   let daemon: Daemon | null = null;
   const sockets: net.Socket[] = [];
+  const viewers: PatternViewer[] = [];
   try {
     evtchn = await openEventChannels({ backend: 'sim', env: { XENCONS_SIM: host.dir } });
     gnttab = openSimGnttab(host.dom0);
@@ -772,21 +813,24 @@ async function* deviceAndDaemon(
       const n0 = upBefore();
       const guest = await startGuest(world, 'dout', { MODE: 'out', CHUNK: String(chunk) });
       await until('the daemon to serve dout', () => d.consolesUp() > n0, 30_000, d);
-      const viewer = await attach(d.socket, 'dout');
-      sockets.push(viewer.socket);
-      const seen = patternViewer(viewer.socket, viewer.rest);
+      const viewer = new PatternViewer(d.socket, 'dout');
+      viewers.push(viewer);
+      await viewer.open();
       const m = meter(guest);
       const ts: Throughput[] = [];
       let lm = load();
       const round = async () => {
-        viewer.socket.write('g');
-        const w = await window(seen.bytes, plan.warmMs, plan.measureMs, m, () =>
-          why(guest, d, viewer.socket),
+        await viewer.write('g');
+        const w = await window(
+          () => viewer.bytes,
+          plan.warmMs,
+          plan.measureMs,
+          m,
+          () => `${why(guest, d, viewer.socket ?? undefined)}; viewer cut off ${viewer.cutoffs}×`,
         );
-        viewer.socket.write('s');
-        await settle(seen.bytes);
-        const failure = seen.failure();
-        if (failure) throw failure;
+        await viewer.write('s');
+        await settle(() => viewer.bytes);
+        if (viewer.failure) throw viewer.failure;
         return w;
       };
       await round();
@@ -794,8 +838,10 @@ async function* deviceAndDaemon(
         ts.push(await round());
         lm = Math.max(lm, load());
       }
-      yield* throughputResults('daemon', 'out', chunk, ts, cRuns.get(`out/${chunk}`)!, lm);
-      viewer.socket.destroy();
+      yield* throughputResults('daemon', 'out', chunk, ts, cRuns.get(`out/${chunk}`)!, lm).map(
+        (x) => ({ ...x, viewerCutoffs: viewer.cutoffs }),
+      );
+      viewer.close();
       // After the burst: is the daemon idle again?
       await sleep(500);
       const before = procStats(d.child.pid!);
@@ -895,6 +941,7 @@ async function* deviceAndDaemon(
     }
   } finally {
     for (const s of sockets) s.destroy();
+    for (const v of viewers) v.close();
     await daemon?.stop().catch(() => {});
     await evtchn?.close().catch(() => {});
     await gnttab?.close().catch(() => {});
