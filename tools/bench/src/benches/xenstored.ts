@@ -89,9 +89,13 @@ async function* perOp(
   const iterations = options.quick ? 200 : 1000;
   const rounds = options.quick ? 1 : 7;
   const envFor = (t: PerOpTarget) => ({ ...process.env, XENSTORED_PATH: t.socket });
-  // Warm the daemons (JIT, caches) with one untimed round each.
+  // Warm the daemons (JIT, caches): untimed rounds of both tests, a few thousand requests each.
   for (const t of targets) {
-    await run(TEST_XENSTORE, ['-t', 'read 1', '-i', String(iterations)], { env: envFor(t) });
+    for (const test of ['read 1', 'write 1']) {
+      await run(TEST_XENSTORE, ['-t', test, '-i', String(Math.max(iterations, 1000))], {
+        env: envFor(t),
+      });
+    }
   }
   for (const test of ['read 1', 'write 1']) {
     const avgs = new Map<string, number[]>(targets.map((t) => [t.name, []]));
