@@ -264,10 +264,12 @@ export class SimHost extends EventEmitter<SimHostEvents> {
       clearTimeout(timer);
     }
     const { domid } = record;
-    await this.xs.release(domid).catch(() => {});
+    // As libxl: the domain's nodes go first, then xenstored forgets it (@releaseDomain), so a
+    // watcher that rescans on @releaseDomain no longer finds the domain.
     await this.xs.rm(`/local/domain/${domid}`).catch(() => {});
     await this.xs.rm(`/vm/${record.uuid}`).catch(() => {});
     await this.xs.rm(`/local/domain/0/backend/console/${domid}`).catch(() => {});
+    await this.xs.release(domid).catch(() => {});
     record.xsStream?.destroy();
     if (record.xsLocalPort !== null) {
       this.signals.forget(record.xsLocalPort);

@@ -2,7 +2,9 @@ import { closeSync, readSync, writeSync } from 'node:fs';
 import { requireNative } from '@xencons/native';
 
 const READ_CHUNK = 4096;
-const RETRY_MS = 10;
+/** A full pty is retried after 10 ms, backing off to 2 s while nobody reads it (no busy polling). */
+const RETRY_MIN_MS = 10;
+const RETRY_MAX_MS = 2000;
 
 /**
  * The pty a console is published on, as xenconsoled makes it: a pair in raw mode whose slave
@@ -24,6 +26,7 @@ export class ConsolePty {
   private queue: Buffer[] = [];
   private queued = 0;
   private timer: NodeJS.Timeout | null = null;
+  private retryMs = RETRY_MIN_MS;
   private listener: ((bytes: Buffer) => void) | null = null;
   private paused = false;
   private armed = true;
@@ -103,8 +106,9 @@ export class ConsolePty {
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'EAGAIN' || code === 'EINTR') {
-          this.timer = setTimeout(() => this.flush(), RETRY_MS);
+          this.timer = setTimeout(() => this.flush(), this.retryMs);
           this.timer.unref();
+          this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
           return;
         }
         this.queue = [];
@@ -112,6 +116,7 @@ export class ConsolePty {
         return;
       }
       this.queued -= n;
+      this.retryMs = RETRY_MIN_MS;
       if (n >= head.length) this.queue.shift();
       else this.queue[0] = head.subarray(n);
     }
@@ -130,6 +135,12 @@ export class ConsolePty {
         return; // EIO cannot happen while we hold the slave; anything else: stop reading
       }
       if (n === 0) return;
+      // Someone is on the pty: output waiting for room goes out now, not after the back-off.
+      if (this.timer !== null) {
+        clearTimeout(this.timer);
+        this.retryMs = RETRY_MIN_MS;
+        this.flush();
+      }
       this.listener?.(buffer.subarray(0, n));
     }
     if (!this.paused && !this.armed && !this.closed) {

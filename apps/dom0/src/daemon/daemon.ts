@@ -231,7 +231,17 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
       })().catch(() => {});
     };
     try {
-      await follow(`/local/domain/${domid}/console`, () => this.tryOpenPrimary(state));
+      await follow(`/local/domain/${domid}/console`, () => {
+        this.tryOpenPrimary(state);
+        // The domain's nodes went away (a toolstack that releases before removing them, or
+        // none at all): rescan rather than wait for a @releaseDomain that came too early.
+        void this.options.xs
+          .exists(`/local/domain/${domid}`)
+          .then((exists) => {
+            if (!exists) this.scan();
+          })
+          .catch(() => {});
+      });
       await follow(`/local/domain/${domid}/device/console`, () => void this.syncSecondaries(state));
     } catch (error) {
       this.emit('event', { type: 'console-error', domid, error: describeError(error) });
