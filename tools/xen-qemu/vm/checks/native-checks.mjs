@@ -52,12 +52,14 @@ if (binaries.length === 0 || !existsSync(`${nativeDir}index.js`)) {
   process.exit(1);
 }
 
-let native = null;
+// Loaded whether or not `native-load` is selected (`--only` may pick only later checks): the
+// check reports the outcome, the load itself always happens.
+const nativeModule = await import(`${nativeDir}index.js`);
+let native = nativeModule.loadNative();
 await check('native-load', async () => {
-  const mod = await import(`${nativeDir}index.js`);
-  native = mod.loadNative();
+  native = nativeModule.loadNative();
   if (native === null)
-    throw new Error(`loadNative() returned null: ${mod.nativeUnavailableReason()}`);
+    throw new Error(`loadNative() returned null: ${nativeModule.nativeUnavailableReason()}`);
 });
 if (native === null) {
   if (!runner.selected('native-load')) line('FAIL', 'native', 'addon did not load');
