@@ -90,15 +90,17 @@ export interface XenstoredOptions {
    */
   traceFile?: (path: string) => void;
   /**
-   * After a request, the event loop polls instead of sleeping for this long (µs), so the next
-   * request of a client in a request loop is picked up without a wake-up. 0 turns it off.
-   * Default {@link DEFAULT_SPIN_MICROS}.
+   * While requests stream in (the previous one less than 1 ms ago), the event loop polls for
+   * this long (µs) after each instead of sleeping, so a client's next request is picked up
+   * without a wake-up (about 10 µs less per request here). Every connection is still served in
+   * turn; the polling stops for a second when the process finds itself held up (CPUs busy), and
+   * an idle daemon never polls. 0 turns it off. Default {@link DEFAULT_SPIN_MICROS}.
    */
   spinMicros?: number;
 }
 
 /** "Spin briefly, then sleep" (DESIGN.md): the default polling window after a request, µs. */
-export const DEFAULT_SPIN_MICROS = 0;
+export const DEFAULT_SPIN_MICROS = 50;
 
 /** A domain as the daemon knows it (cxenstored's `struct domain`). */
 export interface DomainState {
@@ -168,6 +170,9 @@ export class Xenstored implements ConnectionHandler {
   #spinUntil = 0;
   #spinning = false;
   #lastRequestAt = Number.NEGATIVE_INFINITY;
+  /** When the polling loop last ran, and until when polling is off after it was held up. */
+  #spinTick = 0;
+  #spinPausedUntil = 0;
   #stopped = false;
   readonly #stats = {
     requests: 0,
@@ -401,10 +406,11 @@ export class Xenstored implements ConnectionHandler {
     const now = performance.now();
     const streaming = now - this.#lastRequestAt < 1;
     this.#lastRequestAt = now;
-    if (!streaming) return;
+    if (!streaming || now < this.#spinPausedUntil) return;
     this.#spinUntil = now + this.#spinMs;
     if (this.#spinning) return;
     this.#spinning = true;
+    this.#spinTick = now;
     setImmediate(this.#spin);
   }
 
@@ -414,8 +420,16 @@ export class Xenstored implements ConnectionHandler {
   }
 
   readonly #spin = (): void => {
-    if (!this.#stopped && performance.now() < this.#spinUntil) setImmediate(this.#spin);
-    else this.#spinning = false;
+    const now = performance.now();
+    // A turn of the loop that took over a millisecond means this process was not running:
+    // the CPUs are contended, and polling would take time from the clients. Stop for a second.
+    if (now - this.#spinTick > 1) this.#spinPausedUntil = now + 1000;
+    this.#spinTick = now;
+    if (!this.#stopped && now < this.#spinUntil && now >= this.#spinPausedUntil) {
+      setImmediate(this.#spin);
+    } else {
+      this.#spinning = false;
+    }
   };
 
   // ---- domains (also driven by the simulated hypervisor) ------------------------------------
