@@ -591,6 +591,22 @@ describe('polling after requests (spinMicros)', () => {
     while (xsd.daemon.polling && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     expect(xsd.daemon.polling).toBe(false);
   });
+
+  it('stops polling for a while once it finds itself held up', async () => {
+    await xsd.close();
+    await start({ spinMicros: 50_000 });
+    const d0 = as(0);
+    await Promise.all([d0.read('/tool'), d0.read('/tool'), d0.read('/tool')]);
+    expect(xsd.daemon.polling).toBe(true);
+    // The process does not get to run for 5 ms (as when the CPUs are taken by others).
+    const until = performance.now() + 5;
+    while (performance.now() < until) {}
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(xsd.daemon.polling).toBe(false);
+    await Promise.all([d0.read('/tool'), d0.read('/tool'), d0.read('/tool')]);
+    expect(xsd.daemon.polling).toBe(false);
+  });
 });
 
 describe('CONTROL', () => {
