@@ -150,6 +150,7 @@ function memoryReport(d: Xenstored): string {
   const m = process.memoryUsage();
   let out = `xencons-xenstored memory report ${new Date().toISOString()}\n`;
   out += `nodes ${s.nodes} watches ${s.watches} transactions ${s.transactions} connections ${s.connections}\n`;
+  out += `requests ${s.requests} polling pauses ${s.pollingPauses}\n`;
   for (const domid of [...d.domains.keys()].sort((a, b) => a - b)) {
     out += `domain ${domid}: memory ${d.memoryOf(domid)} nodes ${d.tree.ownedBy(domid)}\n`;
   }

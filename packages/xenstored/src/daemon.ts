@@ -131,6 +131,8 @@ export interface XenstoredStats {
   expiredEvents: number;
   /** Watch events not queued because the watcher's domain was at its `memory` quota. */
   refusedEvents: number;
+  /** Times polling after requests (`spinMicros`) paused because the process was held up. */
+  pollingPauses: number;
 }
 
 class Fail extends RequestError {}
@@ -181,6 +183,7 @@ export class Xenstored implements ConnectionHandler {
     coalesced: 0,
     expired: 0,
     refused: 0,
+    pauses: 0,
   };
 
   constructor(options: XenstoredOptions = {}) {
@@ -319,6 +322,7 @@ export class Xenstored implements ConnectionHandler {
       coalescedEvents: coalesced,
       expiredEvents: expired,
       refusedEvents: refused,
+      pollingPauses: this.#stats.pauses,
     };
   }
 
@@ -423,7 +427,10 @@ export class Xenstored implements ConnectionHandler {
     const now = performance.now();
     // A turn of the loop that took over a millisecond means this process was not running:
     // the CPUs are contended, and polling would take time from the clients. Stop for a second.
-    if (now - this.#spinTick > 1) this.#spinPausedUntil = now + 1000;
+    if (now - this.#spinTick > 1) {
+      this.#spinPausedUntil = now + 1000;
+      this.#stats.pauses++;
+    }
     this.#spinTick = now;
     if (!this.#stopped && now < this.#spinUntil && now >= this.#spinPausedUntil) {
       setImmediate(this.#spin);
