@@ -81,6 +81,8 @@ export class Connection {
   #queuedBytes = 0;
   readonly #queuedEvents = new Map<string, number>();
   #flushScheduled = false;
+  /** True while a chunk's requests are handled: its replies are written at the end. */
+  #inData = false;
   #blocked = false;
   /** Statistics: watch events dropped as duplicates / after their timeout / over the quota. */
   coalescedEvents = 0;
@@ -180,6 +182,8 @@ export class Connection {
 
   #onData(chunk: Buffer): void {
     if (this.closed) return;
+    // Replies to this chunk's requests leave in one write at its end, without a microtask.
+    this.#inData = true;
     try {
       this.#decoder.feed(chunk, (msg) => {
         if (this.closed) return;
@@ -189,7 +193,10 @@ export class Connection {
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       this.close(`protocol error: ${e.message}`, e);
+    } finally {
+      this.#inData = false;
     }
+    if (!this.#flushScheduled && this.#queue.length > 0) this.#flush();
   }
 
   /** Hands a request to the daemon; stops taking more once the outstanding limit is reached. */
@@ -226,7 +233,7 @@ export class Connection {
       );
       return;
     }
-    if (!this.#flushScheduled && !this.#blocked) {
+    if (!this.#flushScheduled && !this.#blocked && !this.#inData) {
       this.#flushScheduled = true;
       queueMicrotask(this.#flushTask);
     }
