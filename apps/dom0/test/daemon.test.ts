@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createSecondaryConsole } from '@xencons/device';
+import { createSecondaryConsole, openGuestPrimaryConsole } from '@xencons/device';
 import { nativeUnavailableReason, requireNative } from '@xencons/native';
 import { type SimHost, startSimHost } from '@xencons/sim';
 import { bundleChildScript, commandExists, makeTempDir, requirement } from '@xencons/test-utils';
@@ -122,6 +122,58 @@ needs.describe('console daemon on the simulated host', () => {
     );
     a.socket.destroy();
     b.socket.destroy();
+  });
+
+  it('moves a console to the new ring a soft reset publishes, keeping viewers, pty and log', async () => {
+    const domain = await host.createDomain({ name: 'kexec', cmd: 'cat' });
+    await until(() => events.some((e) => e.type === 'console-up'), 'the console');
+    const tty = await host.xs.readString(`/local/domain/${domain.domid}/console/tty`);
+    const a = await attachConsole(socketPath, {
+      domain: 'kexec',
+      num: 0,
+      mode: 'rw',
+      replay: 0,
+      takeOver: false,
+      label: 'a',
+    });
+    let seen = '';
+    a.socket.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+    });
+    a.socket.resume();
+    a.socket.write('before the reset\n');
+    await until(() => seen.includes('before the reset\n'), 'the echo from the first ring');
+
+    const moved = await host.resetConsole('kexec');
+    expect(moved.consolePort).not.toBe(domain.consolePort);
+    await until(() => events.some((e) => e.type === 'console-moved'), 'the move');
+    // The new kernel's end of the console: the new page and port from the start info.
+    const guest = await openGuestPrimaryConsole({ env: host.guestEnvironment('kexec') });
+    try {
+      let typed = '';
+      guest.stream.on('data', (chunk: Buffer) => {
+        typed += chunk.toString();
+      });
+      guest.stream.write('after the reset\n');
+      await until(() => seen.includes('after the reset\n'), 'output from the new ring');
+      a.socket.write('typed after the reset\n');
+      await until(() => typed.includes('typed after the reset\n'), 'input on the new ring');
+      expect(a.socket.destroyed).toBe(false);
+      expect(events.some((e) => e.type === 'console-down')).toBe(false);
+      expect(await host.xs.readString(`/local/domain/${domain.domid}/console/tty`)).toBe(tty);
+      const [listed] = await listConsoles(socketPath);
+      expect(listed).toMatchObject({ name: 'kexec', num: 0, viewers: 1, writer: 'a' });
+      await until(
+        () =>
+          fs
+            .readFileSync(path.join(logDir, 'guest-kexec.log'), 'utf8')
+            .includes('before the reset\nafter the reset\n'),
+        'both rings in the log',
+      );
+    } finally {
+      await guest.close();
+      a.socket.destroy();
+    }
   });
 
   it('closes viewers when the domain goes away and serves the next one of that name', async () => {

@@ -246,6 +246,53 @@ export class SimHost extends EventEmitter<SimHostEvents> {
     return view;
   }
 
+  /**
+   * The variables every guest process gets (`XENCONS_SIM`, `XENCONS_SIM_DOMID`,
+   * `XENCONS_SIM_TOKEN`): with them, more code runs as that domain (its credential is in them).
+   */
+  guestEnvironment(nameOrDomid: string | number): Record<string, string> {
+    const record = this.record(nameOrDomid);
+    if (!record) throw simError('ENOENT', `no domain ${String(nameOrDomid)}`);
+    return this.guestVariables(record);
+  }
+
+  private guestVariables(record: DomainRecord): Record<string, string> {
+    return {
+      XENCONS_SIM: this.dir,
+      XENCONS_SIM_DOMID: String(record.domid),
+      XENCONS_SIM_TOKEN: record.token,
+    };
+  }
+
+  /**
+   * Gives a domain's primary console a new ring, as libxl does after a soft reset (xl's
+   * `on_soft_reset`, which kexec uses): a fresh page, grant 0 pointed at it, a fresh unbound
+   * port, the start info updated, then `console/ring-ref` and `console/port` rewritten in one
+   * transaction, so a console backend moves to the new ring. The guest's old port stays its own;
+   * guest code that wants the new ring opens it again from its start info
+   * (`openGuestPrimaryConsole` of `@xencons/device`).
+   */
+  async resetConsole(nameOrDomid: string | number): Promise<SimDomain> {
+    const record = this.record(nameOrDomid);
+    if (!record) throw simError('ENOENT', `no domain ${String(nameOrDomid)}`);
+    const { dom0 } = this;
+    const { domid } = record;
+    const [frame] = (await dom0.allocMemory(domid, 1)).frames as [number];
+    await dom0.endGrant([GNTTAB_RESERVED_CONSOLE], domid);
+    await dom0.grantFrame(domid, { ref: GNTTAB_RESERVED_CONSOLE, frame, grantee: 0 });
+    const { port } = await dom0.allocUnboundFor(domid, 0);
+    const info = await dom0.getDomainInfo(domid);
+    await dom0.setDomainInfo(domid, { ...info, console: { frame, port } });
+    record.consoleFrame = frame;
+    record.consolePort = port;
+    const base = `/local/domain/${domid}/console`;
+    await this.xs.transaction(async (tx) => {
+      await tx.write(`${base}/ring-ref`, String(frame));
+      await tx.write(`${base}/port`, String(port));
+    });
+    return publicView(record);
+  }
+
   /** Stops the guest process, releases the domain in xenstore and the hypervisor. */
   async destroyDomain(nameOrDomid: string | number): Promise<void> {
     const record = this.record(nameOrDomid);
@@ -319,13 +366,7 @@ export class SimHost extends EventEmitter<SimHostEvents> {
     try {
       child = spawn(file, rest, {
         stdio: ['ignore', log, log],
-        env: {
-          ...process.env,
-          ...options.env,
-          XENCONS_SIM: this.dir,
-          XENCONS_SIM_DOMID: String(record.domid),
-          XENCONS_SIM_TOKEN: record.token,
-        },
+        env: { ...process.env, ...options.env, ...this.guestVariables(record) },
       });
     } finally {
       fs.closeSync(log);

@@ -107,6 +107,10 @@ export async function runDaemon(argv: readonly string[], io: ProgramIo): Promise
       io.stderr.write(
         `console down: ${event.name || event.domid} (domain ${event.domid}): ${event.reason}\n`,
       );
+    else if (event.type === 'console-moved')
+      io.stderr.write(
+        `console moved: ${event.name || event.domid} (domain ${event.domid}) to a new ring (via ${event.via})\n`,
+      );
     else if (event.type === 'console-error')
       io.stderr.write(`console error: domain ${event.domid}: ${event.error}\n`);
   });

@@ -85,7 +85,10 @@ export class ConsoleHub extends EventEmitter<{ closed: [string]; writer: [Viewer
   readonly policy: OverflowPolicy;
   readonly limit: number;
   readonly counters: ConsoleCounters = { fromGuest: 0, toGuest: 0, dropped: 0, slowViewers: 0 };
-  private readonly stream: Duplex;
+  /** The guest console; null only while `moveTo` swaps rings. */
+  private stream: Duplex | null = null;
+  private unbindStream: (() => void) | null = null;
+  private readonly drainWaiters: (() => void)[] = [];
   private readonly log: ConsoleLog | null;
   private readonly replay: ReplayBuffer;
   private readonly bucket: TokenBucket | null;
@@ -105,7 +108,6 @@ export class ConsoleHub extends EventEmitter<{ closed: [string]; writer: [Viewer
     this.domid = options.domid;
     this.name = options.name;
     this.num = options.num;
-    this.stream = options.stream;
     this.policy = options.policy;
     this.limit = options.limit > 0 ? options.limit : DEFAULT_LIMIT_CAP;
     this.log = options.log ?? null;
@@ -121,14 +123,70 @@ export class ConsoleHub extends EventEmitter<{ closed: [string]; writer: [Viewer
         this.pull();
       }
     });
-    this.stream.on('readable', () => this.pull());
-    this.stream.on('end', () => this.close('the guest closed its console'));
-    this.stream.on('error', (error) => this.close(`console broken: ${error.message}`));
-    this.stream.on('close', () => this.close('console closed'));
-    this.stream.on('drain', () => {
-      for (const peer of this.inputBlocked) peer.resume();
-      this.inputBlocked.clear();
-    });
+    this.bindStream(options.stream);
+  }
+
+  private bindStream(stream: Duplex): void {
+    const onReadable = () => this.pull();
+    const onEnd = () => this.close('the guest closed its console');
+    const onError = (error: Error) => this.close(`console broken: ${error.message}`);
+    const onClose = () => this.close('console closed');
+    const onDrain = () => this.inputDrained();
+    stream.on('readable', onReadable);
+    stream.on('end', onEnd);
+    stream.on('error', onError);
+    stream.on('close', onClose);
+    stream.on('drain', onDrain);
+    this.stream = stream;
+    this.unbindStream = () => {
+      stream.off('readable', onReadable);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      stream.off('close', onClose);
+      stream.off('drain', onDrain);
+    };
+  }
+
+  private inputDrained(): void {
+    for (const peer of this.inputBlocked) peer.resume();
+    this.inputBlocked.clear();
+    for (const waiter of this.drainWaiters.splice(0)) waiter();
+  }
+
+  /**
+   * Moves the console to a new ring without disturbing anyone: what a toolstack's soft reset
+   * (xl's `on_soft_reset`, a kexec'd kernel) asks of a backend when it rewrites `ring-ref` and
+   * `port`. `retire` releases the old ring (its last bytes are delivered first); `open` gives the
+   * new one. Viewers, the writer role, the pty, the log, replay and counters all stay; input
+   * typed meanwhile waits. If `open` fails the hub closes with the reason.
+   */
+  async moveTo(open: () => Promise<Duplex>, retire: () => Promise<void>): Promise<void> {
+    const old = this.stream;
+    if (this.closed || old === null) return;
+    this.unbindStream?.();
+    this.unbindStream = null;
+    this.stream = null;
+    old.on('error', () => {}); // it is being retired: its errors are no longer the console's
+    await retire().catch(() => {});
+    for (let chunk = old.read() as Buffer | null; chunk !== null; chunk = old.read()) {
+      this.counters.fromGuest += chunk.length;
+      if (!this.closed) this.deliver(chunk);
+    }
+    if (!old.destroyed) old.destroy();
+    let next: Duplex;
+    try {
+      next = await open();
+    } catch (error) {
+      this.close(`console lost while moving to a new ring: ${(error as Error).message}`);
+      throw error;
+    }
+    if (this.closed) {
+      next.destroy();
+      return;
+    }
+    this.bindStream(next);
+    this.inputDrained();
+    this.pull();
   }
 
   get closed(): boolean {
@@ -153,13 +211,14 @@ export class ConsoleHub extends EventEmitter<{ closed: [string]; writer: [Viewer
   /** Input from a source outside the viewer set (the pty): accepted unless a viewer holds the writer role. */
   inputFromPty(bytes: Uint8Array): boolean {
     if (this.writer !== null || this.closed) return true;
+    if (this.stream === null) return false; // moving to a new ring: wait for it
     this.counters.toGuest += bytes.length;
     return this.stream.write(bytes);
   }
 
   /** Waits until the guest has room for more input (after `inputFromPty` returned false). */
   onceInputDrained(callback: () => void): void {
-    this.stream.once('drain', callback);
+    this.drainWaiters.push(callback);
   }
 
   /** Joins a viewer: replay first, then live output; its input reaches the guest while it is the writer. */
@@ -220,6 +279,13 @@ export class ConsoleHub extends EventEmitter<{ closed: [string]; writer: [Viewer
 
   private input(viewer: Viewer, chunk: Buffer): void {
     if (this.writer !== viewer || this.closed) return; // read-only viewers' keystrokes go nowhere
+    if (this.stream === null) {
+      // Moving to a new ring: hold this chunk and the viewer until it is there.
+      viewer.peer.pause();
+      viewer.peer.unshift(chunk);
+      this.inputBlocked.add(viewer.peer);
+      return;
+    }
     this.counters.toGuest += chunk.length;
     if (!this.stream.write(chunk)) {
       viewer.peer.pause();
@@ -234,6 +300,8 @@ export class ConsoleHub extends EventEmitter<{ closed: [string]; writer: [Viewer
    */
   private pull(): void {
     if (this.closed || this.resumeTimer !== null || this.waitingForLog || this.yielded) return;
+    const stream = this.stream;
+    if (stream === null) return;
     let budget = PULL_BUDGET;
     for (;;) {
       if (budget <= 0) {
@@ -248,7 +316,7 @@ export class ConsoleHub extends EventEmitter<{ closed: [string]; writer: [Viewer
         this.waitingForLog = true; // the ring fills, the guest waits
         return;
       }
-      const chunk = this.stream.read() as Buffer | null;
+      const chunk = stream.read() as Buffer | null;
       if (chunk === null) return;
       budget -= chunk.length;
       this.counters.fromGuest += chunk.length;
@@ -258,7 +326,7 @@ export class ConsoleHub extends EventEmitter<{ closed: [string]; writer: [Viewer
       if (allowed < chunk.length) {
         if (this.policy === 'keep') {
           this.counters.fromGuest -= chunk.length - allowed;
-          this.stream.unshift(chunk.subarray(allowed));
+          stream.unshift(chunk.subarray(allowed));
           if (allowed > 0) this.deliver(chunk.subarray(0, allowed));
           this.resumeTimer = setTimeout(() => {
             this.resumeTimer = null;
@@ -297,7 +365,8 @@ export class ConsoleHub extends EventEmitter<{ closed: [string]; writer: [Viewer
       this.notice(viewer, reason);
       this.detach(viewer.id);
     }
-    if (!this.stream.destroyed) this.stream.destroy();
+    this.drainWaiters.length = 0;
+    if (this.stream !== null && !this.stream.destroyed) this.stream.destroy();
     void this.log?.close();
     this.emit('closed', reason);
   }

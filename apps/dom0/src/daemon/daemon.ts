@@ -58,6 +58,7 @@ export interface ConsoleDaemonOptions {
 export type DaemonEvent =
   | { type: 'console-up'; domid: number; name: string; num: number; via: string }
   | { type: 'console-down'; domid: number; name: string; num: number; reason: string }
+  | { type: 'console-moved'; domid: number; name: string; num: number; via: string }
   | { type: 'console-error'; domid: number; error: string }
   | { type: 'ready'; socketPath: string };
 
@@ -250,8 +251,8 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
 
   private tryOpenPrimary(state: DomainState): void {
     if (state.opening) return;
-    // A pty may change under xenconsoled; a ring console stays until it closes.
-    if (state.primary && !state.primary.hub.closed && state.primaryTty === null) return;
+    // An open console is looked at again too: xenconsoled may replace its pty, and a toolstack
+    // may move the ring (soft reset: new `ring-ref` and `port`).
     state.opening = this.openPrimary(state)
       .catch((error: unknown) => {
         const code = isXenconsError(error) ? error.code : '';
@@ -304,15 +305,12 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
       await this.openPrimaryPty(state);
       return;
     }
-    const backend = await openPrimaryConsoleBackend({
-      ...this.deps,
-      domid: state.domid,
-      types: this.options.types ?? DEFAULT_CONSOLE_TYPES,
-    });
-    if (state.gone || this.closed) {
-      await backend.close();
+    if (state.primary && !state.primary.hub.closed) {
+      await this.movePrimaryIfChanged(state, state.primary);
       return;
     }
+    const backend = await this.openPrimaryBackend(state);
+    if (backend === null) return;
     state.primaryBackend = backend;
     state.primary = await this.serve(
       state,
@@ -320,7 +318,9 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
       backend.stream,
       backend.info.limit ?? 0,
       backend.info.ttyPath,
-      () => backend.close(),
+      async () => {
+        await state.primaryBackend?.close();
+      },
     );
     this.emit('event', {
       type: 'console-up',
@@ -328,6 +328,60 @@ export class ConsoleDaemon extends EventEmitter<{ event: [DaemonEvent] }> {
       name: state.name,
       num: 0,
       via: backend.info.via,
+    });
+  }
+
+  private async openPrimaryBackend(state: DomainState): Promise<PrimaryConsoleBackend | null> {
+    const backend = await openPrimaryConsoleBackend({
+      ...this.deps,
+      domid: state.domid,
+      types: this.options.types ?? DEFAULT_CONSOLE_TYPES,
+    });
+    if (state.gone || this.closed) {
+      await backend.close();
+      return null;
+    }
+    return backend;
+  }
+
+  /**
+   * A ring console whose `ring-ref` or `port` changed (xenconsoled's rule: a toolstack's soft
+   * reset or a kexec'd guest publishes a new ring): the same hub, pty, log and viewers go on over
+   * the new ring; the old one is released after its last bytes were taken.
+   */
+  private async movePrimaryIfChanged(state: DomainState, served: ServedConsole): Promise<void> {
+    const old = state.primaryBackend;
+    if (old === null) return;
+    const base = `/local/domain/${state.domid}/console`;
+    const [ringRef, port] = await Promise.all([
+      this.options.xs.readStringOptional(`${base}/ring-ref`).catch(() => undefined),
+      this.options.xs.readStringOptional(`${base}/port`).catch(() => undefined),
+    ]);
+    // Half-written (the toolstack writes both in one transaction; a guest may not) or gone.
+    if (ringRef === undefined || port === undefined) return;
+    if (Number(ringRef) === old.info.ringRef && Number(port) === old.info.remotePort) return;
+    if (state.gone || this.closed || served.hub.closed) return;
+    let via = '';
+    await served.hub.moveTo(
+      async () => {
+        const backend = await this.openPrimaryBackend(state);
+        if (backend === null) throw new Error('the domain went away');
+        state.primaryBackend = backend;
+        via = backend.info.via;
+        return backend.stream;
+      },
+      async () => {
+        state.primaryBackend = null;
+        await old.close();
+      },
+    );
+    if (served.hub.closed) return;
+    this.emit('event', {
+      type: 'console-moved',
+      domid: state.domid,
+      name: state.name,
+      num: 0,
+      via,
     });
   }
 
