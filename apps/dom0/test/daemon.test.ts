@@ -33,6 +33,24 @@ async function until(
   }
 }
 
+/** Attaches to a console as the writer (label `a`, no replay) and keeps what it receives. */
+async function attachWriter(socketPath: string, domain: string, num = 0) {
+  const viewer = await attachConsole(socketPath, {
+    domain,
+    num,
+    mode: 'rw',
+    replay: 0,
+    takeOver: false,
+    label: 'a',
+  });
+  let seen = '';
+  viewer.socket.on('data', (chunk: Buffer) => {
+    seen += chunk.toString();
+  });
+  viewer.socket.resume();
+  return { ...viewer, seen: () => seen };
+}
+
 needs.describe('console daemon on the simulated host', () => {
   let host: SimHost;
   let world: Dom0World;
@@ -79,22 +97,10 @@ needs.describe('console daemon on the simulated host', () => {
   it('serves a guest console to viewers, logs it and replays it', async () => {
     await host.createDomain({ name: 'echo', cmd: 'cat' });
     await until(() => events.some((e) => e.type === 'console-up'), 'the console');
-    const a = await attachConsole(socketPath, {
-      domain: 'echo',
-      num: 0,
-      mode: 'rw',
-      replay: 0,
-      takeOver: false,
-      label: 'a',
-    });
+    const a = await attachWriter(socketPath, 'echo');
     expect(a.writer).toBe(true);
-    let seen = '';
-    a.socket.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-    });
-    a.socket.resume();
     a.socket.write('hello through the daemon\n');
-    await until(() => seen.includes('hello through the daemon\n'), 'the echo');
+    await until(() => a.seen().includes('hello through the daemon\n'), 'the echo');
     const b = await attachConsole(socketPath, {
       domain: '1',
       num: 0,
@@ -128,21 +134,9 @@ needs.describe('console daemon on the simulated host', () => {
     const domain = await host.createDomain({ name: 'kexec', cmd: 'cat' });
     await until(() => events.some((e) => e.type === 'console-up'), 'the console');
     const tty = await host.xs.readString(`/local/domain/${domain.domid}/console/tty`);
-    const a = await attachConsole(socketPath, {
-      domain: 'kexec',
-      num: 0,
-      mode: 'rw',
-      replay: 0,
-      takeOver: false,
-      label: 'a',
-    });
-    let seen = '';
-    a.socket.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-    });
-    a.socket.resume();
+    const a = await attachWriter(socketPath, 'kexec');
     a.socket.write('before the reset\n');
-    await until(() => seen.includes('before the reset\n'), 'the echo from the first ring');
+    await until(() => a.seen().includes('before the reset\n'), 'the echo from the first ring');
 
     const moved = await host.resetConsole('kexec');
     expect(moved.consolePort).not.toBe(domain.consolePort);
@@ -155,7 +149,7 @@ needs.describe('console daemon on the simulated host', () => {
         typed += chunk.toString();
       });
       guest.stream.write('after the reset\n');
-      await until(() => seen.includes('after the reset\n'), 'output from the new ring');
+      await until(() => a.seen().includes('after the reset\n'), 'output from the new ring');
       a.socket.write('typed after the reset\n');
       await until(() => typed.includes('typed after the reset\n'), 'input on the new ring');
       expect(a.socket.destroyed).toBe(false);
@@ -238,21 +232,9 @@ needs.describe('console daemon on the simulated host', () => {
     expect(await host.xs.readString(`/local/domain/${g.domid}/device/console/1/tty`)).toBe(
       consoles[1]?.tty,
     );
-    const a = await attachConsole(socketPath, {
-      domain: 'two',
-      num: 1,
-      mode: 'rw',
-      replay: 0,
-      takeOver: false,
-      label: 'a',
-    });
-    let seen = '';
-    a.socket.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-    });
-    a.socket.resume();
+    const a = await attachWriter(socketPath, 'two', 1);
     a.socket.write('ping');
-    await until(() => seen.includes('hvc1:ping'), 'the echo on console 1');
+    await until(() => a.seen().includes('hvc1:ping'), 'the echo on console 1');
     a.socket.destroy();
   });
 
@@ -323,22 +305,10 @@ needs.describe('console daemon on the simulated host', () => {
         () => events.some((e) => e.type === 'console-up' && e.domid === g.domid),
         'the console on the pty',
       );
-      const a = await attachConsole(socketPath, {
-        domain: 'behind',
-        num: 0,
-        mode: 'rw',
-        replay: 0,
-        takeOver: false,
-        label: 'a',
-      });
-      let seen = '';
-      a.socket.on('data', (chunk: Buffer) => {
-        seen += chunk.toString();
-      });
-      a.socket.resume();
+      const a = await attachWriter(socketPath, 'behind');
       fs.writeSync(fake.master, 'from the guest via xenconsoled\n');
       await until(
-        () => seen.includes('from the guest via xenconsoled'),
+        () => a.seen().includes('from the guest via xenconsoled'),
         'guest output through the pty',
       );
       a.socket.write('typed');

@@ -118,6 +118,72 @@ describe('ConsoleHub', () => {
     expect(c.received()).toContain('[xencons: bye]');
   });
 
+  it('moves to a new stream: last old bytes first, input typed meanwhile waits, viewers stay', async () => {
+    const first = fakeConsole();
+    const hub = new ConsoleHub({
+      domid: 1,
+      name: 'g',
+      num: 0,
+      stream: first.stream,
+      limit: 0,
+      policy: 'keep',
+    });
+    const a = fakeViewer();
+    hub.attach(a.peer, { mode: 'rw', label: 'a' });
+    let oldIn = '';
+    first.guestIn.on('data', (chunk) => {
+      oldIn += chunk.toString();
+    });
+    first.guestOut.write('on the old ring\n');
+    await tick();
+    const second = fakeConsole();
+    let newIn = '';
+    second.guestIn.on('data', (chunk) => {
+      newIn += chunk.toString();
+    });
+    let openNew: (stream: Duplex) => void = () => {};
+    const moved = hub.moveTo(
+      () => new Promise<Duplex>((resolve) => (openNew = resolve)),
+      async () => {
+        // Released: its last bytes arrive, then it ends (the hub must not close for that).
+        first.stream.push('last old bytes\n');
+        first.stream.push(null);
+      },
+    );
+    await tick();
+    a.type('typed during the move');
+    await tick();
+    expect(oldIn + newIn).toBe('');
+    openNew(second.stream);
+    await moved;
+    second.guestOut.write('on the new ring\n');
+    await tick();
+    expect(hub.closed).toBe(false);
+    expect(a.received()).toBe('on the old ring\nlast old bytes\non the new ring\n');
+    expect(newIn).toBe('typed during the move');
+    expect(first.stream.destroyed).toBe(true);
+    expect(hub.viewerList()).toEqual([{ id: 1, label: 'a', writer: true }]);
+    expect(hub.counters.fromGuest).toBe(a.received().length);
+    hub.close('bye');
+  });
+
+  it('closes with the reason when the new ring cannot be opened', async () => {
+    const { stream } = fakeConsole();
+    const hub = new ConsoleHub({ domid: 1, name: 'g', num: 0, stream, limit: 0, policy: 'keep' });
+    const a = fakeViewer();
+    hub.attach(a.peer, { mode: 'rw', label: 'a' });
+    await expect(
+      hub.moveTo(
+        async () => {
+          throw new Error('no such grant');
+        },
+        async () => {},
+      ),
+    ).rejects.toThrow('no such grant');
+    expect(hub.closed).toBe(true);
+    expect(a.received()).toContain('console lost while moving to a new ring: no such grant');
+  });
+
   it('under keep, holds the guest back while the log is behind and loses nothing', async () => {
     const { stream, guestOut } = fakeConsole();
     const file = path.join(scratch.path, 'keep.log');
