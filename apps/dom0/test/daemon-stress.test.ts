@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { nativeUnavailableReason } from '@xencons/native';
 import { type SimHost, startSimHost } from '@xencons/sim';
-import { bundleChildScript, makeTempDir, requirement } from '@xencons/test-utils';
+import { bundleChildScript, makeTempDir, requirement, waitUntil } from '@xencons/test-utils';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { attachConsole, listConsoles } from '../src/daemon/client.js';
 import type { ConsoleSummary } from '../src/daemon/protocol.js';
@@ -30,17 +30,8 @@ afterEach(() => {
   children.clear();
 });
 
-async function until(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  ms = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, what: string, ms = 20_000) =>
+  waitUntil(check, what, ms, 20);
 
 function rssMiB(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -6,7 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { createSecondaryConsole, openGuestPrimaryConsole } from '@xencons/device';
 import { nativeUnavailableReason, requireNative } from '@xencons/native';
 import { type SimHost, startSimHost } from '@xencons/sim';
-import { bundleChildScript, commandExists, makeTempDir, requirement } from '@xencons/test-utils';
+import {
+  bundleChildScript,
+  commandExists,
+  makeTempDir,
+  requirement,
+  waitUntil,
+} from '@xencons/test-utils';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { attachConsole, listConsoles } from '../src/daemon/client.js';
 import { ConsoleDaemon, type DaemonEvent } from '../src/daemon/daemon.js';
@@ -21,17 +27,8 @@ afterAll(() => scratch.remove());
 
 const needs = requirement('the native addon', nativeUnavailableReason());
 
-async function until(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  ms = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, what: string, ms = 10_000) =>
+  waitUntil(check, what, ms, 10);
 
 /** Attaches to a console as the writer (label `a`, no replay) and keeps what it receives. */
 async function attachWriter(socketPath: string, domain: string, num = 0) {

@@ -1,11 +1,20 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { commandExists, requirement, withTempDir } from './index.js';
+import { commandExists, requirement, waitUntil, withTempDir } from './index.js';
 
 describe('test-utils', () => {
   it('finds commands on PATH and not made-up ones', () => {
     expect(commandExists('sh')).toBe(true);
     expect(commandExists('no-such-command-xencons')).toBe(false);
+  });
+
+  it('waitUntil resolves once the condition holds and names it when it never does', async () => {
+    let calls = 0;
+    await waitUntil(() => ++calls >= 3, 'three calls', 1000, 1);
+    expect(calls).toBe(3);
+    await expect(waitUntil(async () => false, 'the impossible', 30, 5)).rejects.toThrow(
+      'timed out waiting for the impossible (30 ms)',
+    );
   });
 
   it('removes the temp dir even when the body throws', async () => {
