@@ -32,10 +32,21 @@ function run(cmd, argv, opts = {}) {
   const res = spawnSync(cmd, argv, {
     cwd: root,
     env,
-    stdio: opts.toStderr ? ['inherit', process.stderr, 'inherit'] : 'inherit',
+    // `quietUnlessFailed`: the output is kept and shown (on stderr) only if the command fails.
+    stdio: opts.quietUnlessFailed
+      ? ['inherit', 'pipe', 'pipe']
+      : opts.toStderr
+        ? ['inherit', process.stderr, 'inherit']
+        : 'inherit',
+    maxBuffer: 64 * 1024 * 1024,
   });
   if (res.error) return { status: 127, error: res.error };
-  return { status: res.status ?? (res.signal === 'SIGINT' ? 130 : 143) };
+  const status = res.status ?? (res.signal === 'SIGINT' ? 130 : 143);
+  if (opts.quietUnlessFailed && status !== 0) {
+    process.stderr.write(res.stdout ?? '');
+    process.stderr.write(res.stderr ?? '');
+  }
+  return { status };
 }
 
 function works(cmd, argv) {
@@ -155,9 +166,23 @@ function build(pnpm, only) {
   }
   const filter = (only === undefined ? [] : [only].flat()).map((name) => `--filter=${name}...`);
   const logs = quiet ? '--output-logs=errors-only' : '--output-logs=new-only';
+  // A program run from the checkout prints only its own output: the build says nothing unless
+  // it fails.
+  // spawnSync blocks this process, so a separate timer says so when a build takes a while.
+  const slow = quiet
+    ? spawn(
+        'sh',
+        [
+          '-c',
+          'sleep 8 && echo "[xencons] building what changed first (a fresh checkout takes minutes)" >&2',
+        ],
+        { stdio: ['ignore', 'ignore', 'inherit'] },
+      )
+    : null;
   const r = run(pnpm[0], [...pnpm[1], 'exec', 'turbo', 'run', 'build', ...filter, logs], {
-    toStderr: quiet,
+    quietUnlessFailed: quiet,
   });
+  slow?.kill();
   if (r.status !== 0) fail('build failed', r.status);
 }
 
