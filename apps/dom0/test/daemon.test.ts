@@ -48,6 +48,36 @@ async function attachWriter(socketPath: string, domain: string, num = 0) {
   return { ...viewer, seen: () => seen };
 }
 
+/**
+ * Runs Xen's xenconsole (under script(1), which gives it a terminal) against the simulated host:
+ * types `input` after a second, then Ctrl-] (its escape) so it leaves by itself; its own process
+ * group, killed on the way out whatever happens. Returns what it printed.
+ */
+async function runXenconsole(hostDir: string, args: string[], input: string): Promise<string> {
+  const script = `(sleep 1; printf '${input}'; sleep 1; printf '\\035') | script -qec '${XENCONSOLE} ${args.join(' ')}' /dev/null`;
+  const child = spawn('sh', ['-c', script], {
+    env: { ...process.env, XENSTORED_PATH: path.join(hostDir, 'xenstored.sock') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  const timer = setTimeout(() => process.kill(-(child.pid ?? 0), 'SIGKILL'), 10_000);
+  try {
+    await once(child, 'exit');
+  } finally {
+    clearTimeout(timer);
+    try {
+      process.kill(-(child.pid ?? 0), 'SIGKILL');
+    } catch {
+      // the group is gone
+    }
+  }
+  return stdout;
+}
+
 needs.describe('console daemon on the simulated host', () => {
   let host: SimHost;
   let world: Dom0World;
@@ -251,31 +281,29 @@ needs.describe('console daemon on the simulated host', () => {
       await until(() => events.some((e) => e.type === 'console-up'), 'the console');
       const tty = await host.xs.readString(`/local/domain/${g.domid}/console/tty`);
       expect(tty).toMatch(/^\/dev\/pts\/\d+$/);
-      // Type a line, then Ctrl-] (xenconsole's escape) so it exits by itself; its own process
-      // group, killed on the way out whatever happens.
-      const script = `(sleep 1; printf 'hello\\n'; sleep 1; printf '\\035') | script -qec '${XENCONSOLE} --type pv ${g.domid}' /dev/null`;
-      const child = spawn('sh', ['-c', script], {
-        env: { ...process.env, XENSTORED_PATH: path.join(host.dir, 'xenstored.sock') },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      });
-      let stdout = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString();
-      });
-      const timer = setTimeout(() => process.kill(-(child.pid ?? 0), 'SIGKILL'), 10_000);
-      try {
-        await once(child, 'exit');
-      } finally {
-        clearTimeout(timer);
-        try {
-          process.kill(-(child.pid ?? 0), 'SIGKILL');
-        } catch {
-          // the group is gone
-        }
-      }
+      const stdout = await runXenconsole(host.dir, ['--type', 'pv', String(g.domid)], 'hello\\n');
       expect(stdout).toContain('banner');
       expect(stdout).toContain('got:hello');
+    });
+
+    it('lets xenconsole --num 1 attach to a secondary console through device/console/1/tty', async () => {
+      const g = await host.createDomain({
+        name: 'xc1',
+        program: [process.execPath, secondaryGuest],
+      });
+      await createSecondaryConsole(host.xs, { domid: g.domid, devid: 1 });
+      await until(
+        () => events.some((e) => e.type === 'console-up' && e.num === 1),
+        'console 1',
+        20_000,
+      );
+      const stdout = await runXenconsole(
+        host.dir,
+        ['--type', 'pv', '--num', '1', String(g.domid)],
+        'ping',
+      );
+      expect(stdout).toContain('hvc1:ping');
+      expect(stdout).not.toContain('secondary up'); // that went to console 0
     });
   });
 
