@@ -23,7 +23,7 @@
 //   console-xenconsoled-back  xenconsoled started again as dom0's /init starts it: it takes the
 //                        ring back from where the daemon left it; a command typed into the pty
 //                        it publishes in console/tty gets its answer (later checks need it)
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import {
   closeSync,
   constants,
@@ -35,9 +35,9 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
-import * as net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { consoleTools, fileHas, tail, waitUntil, xsRead } from './console-lib.mjs';
 import { checkRunner, describeError, expect, tool } from './lib.mjs';
 
 const runner = checkRunner({
@@ -80,184 +80,13 @@ mkdirSync(work, { recursive: true });
 const t0 = performance.now();
 const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
 
-/** Printable tail of console bytes, for failure reasons (terminal escapes dropped). */
-const ESCAPES = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
-const tail = (text, n = 160) =>
-  text
-    .replace(ESCAPES, '')
-    .replace(/[^\x20-\x7e]+/g, ' ')
-    .slice(-n);
-
-/** Resolves when `child` exits (or at once if it has), false after `ms`. */
-function exited(child, ms) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
-
-/** SIGTERM, then SIGKILL after `ms`: only this child, by its PID. Resolves when it has exited. */
-async function stop(child, ms = 15_000) {
-  if (child.exitCode !== null || child.signalCode !== null) return 'exited before';
-  child.kill('SIGTERM');
-  if (await exited(child, ms)) return `exit ${child.exitCode ?? child.signalCode}`;
-  child.kill('SIGKILL');
-  await exited(child, 5_000);
-  return `killed after ${ms} ms`;
-}
-
-/** Waits until `fn()` is truthy (polled every `every` ms), else throws `what` after `ms`. */
-async function waitUntil(ms, what, fn, every = 100) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`${what} (waited ${ms / 1000} s)`);
-    await sleep(every);
-  }
-}
-
-/** A `xencons <args>` child; stderr and stdout collected. */
-function xencons(args, stdio = ['ignore', 'pipe', 'pipe']) {
-  const child = spawn(process.execPath, [cli, ...args], { stdio, env: { ...process.env } });
-  const out = { stdout: '', stderr: '' };
-  child.stdout?.on('data', (d) => {
-    out.stdout += d.toString('latin1');
-  });
-  child.stderr?.on('data', (d) => {
-    out.stderr += d.toString('latin1');
-  });
-  return { child, out };
-}
-
-/**
- * Starts `xencons daemon` on its own socket and log folder; resolves once it says it is ready.
- * `daemon.stop()` ends it by its PID.
- */
-async function startDaemon(tag, extra) {
-  const dir = `${work}/${tag}`;
-  mkdirSync(dir, { recursive: true });
-  const socket = `${dir}/daemon.sock`;
-  const logDir = `${dir}/logs`;
-  const started = performance.now();
-  const { child, out } = xencons(['daemon', '--socket', socket, '--log-dir', logDir, ...extra]);
-  const daemon = {
-    child,
-    socket,
-    logDir,
-    log: `${logDir}/guest-${guest}.log`,
-    stderr: () => out.stderr,
-    why: () => `daemon said: ${tail(out.stderr, 300)}`,
-    stop: () => stop(child),
-  };
-  try {
-    await waitUntil(120_000, `the daemon is not ready`, () => {
-      if (child.exitCode !== null || child.signalCode !== null)
-        throw new Error(`the daemon exited (${child.exitCode ?? child.signalCode})`);
-      return out.stderr.includes('xencons daemon ready');
-    });
-  } catch (err) {
-    await daemon.stop();
-    throw new Error(`${describeError(err)}; ${daemon.why()}`);
-  }
-  runner.lap(`${tag}-daemon-ready`, started);
-  return daemon;
-}
-
-/** The daemon's `console up: NAME (domain D, via VIA)` line for the guest, once it is there. */
-async function consoleUp(daemon, viaPattern, ms = 120_000) {
-  const re = new RegExp(`console up: ${guest} \\(domain ${domid}, via (${viaPattern})[^)]*\\)`);
-  return waitUntil(ms, `no 'console up: ${guest} (... via ${viaPattern})' from the daemon`, () => {
-    if (daemon.child.exitCode !== null) throw new Error(`the daemon exited; ${daemon.why()}`);
-    return re.exec(daemon.stderr())?.[0] ?? null;
-  });
-}
-
-/** The daemon's answer to `{"op":"list"}` on its socket (what `xencons list` asks). */
-function listOverSocket(socket) {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(socket);
-    let text = '';
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error('no answer to list within 10 s'));
-    }, 10_000);
-    s.on('connect', () => s.write('{"op":"list"}\n'));
-    s.on('data', (d) => {
-      text += d.toString();
-    });
-    s.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    s.on('close', () => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(text).consoles ?? []);
-      } catch {
-        reject(new Error(`bad list reply: ${tail(text)}`));
-      }
-    });
-  });
-}
-
-/**
- * `xencons console GUEST [--num N]` with a pipe for stdin: once attached, types `command` + CR
- * (again every 20 s while `expected` has not shown up), then ends stdin, which detaches it.
- * Resolves to what it printed; throws when `expected` did not come back within `ms`, or the
- * client did not exit after its stdin ended.
- */
-async function typeThroughConsole(socket, num, command, expected, ms = 90_000) {
-  const started = performance.now();
-  const args = ['console', guest, '--socket', socket];
-  if (num !== 0) args.push('--num', String(num));
-  const { child, out } = xencons(args, ['pipe', 'pipe', 'pipe']);
-  child.stdin.on('error', () => {});
-  const why = () => `console client printed '${tail(out.stdout)}', said '${tail(out.stderr, 200)}'`;
-  try {
-    await waitUntil(60_000, 'xencons console did not attach', () => {
-      if (child.exitCode !== null)
-        throw new Error(`xencons console exited ${child.exitCode}: ${tail(out.stderr, 200)}`);
-      return out.stderr.includes('Connected to');
-    });
-    const end = Date.now() + ms;
-    let sent = 0;
-    while (!out.stdout.includes(expected)) {
-      if (child.exitCode !== null)
-        throw new Error(`xencons console exited ${child.exitCode} early; ${why()}`);
-      if (Date.now() > end) throw new Error(`no '${expected}' within ${ms / 1000} s; ${why()}`);
-      if (Date.now() >= end - ms + sent * 20_000) {
-        child.stdin.write(`${command}\r`);
-        sent++;
-      }
-      await sleep(100);
-    }
-    child.stdin.end();
-    if (!(await exited(child, 20_000)))
-      throw new Error(`xencons console still running 20 s after its stdin ended; ${why()}`);
-    expect(child.exitCode === 0, `xencons console exited ${child.exitCode}; ${why()}`);
-    runner.lap(`console-client-num${num}`, started);
-    return { output: out.stdout, tries: sent };
-  } finally {
-    await stop(child, 5_000);
-  }
-}
-
-/** Waits until `text` is in the file at `path`. */
-const fileHas = (path, text, ms) =>
-  waitUntil(ms, `no '${text}' in ${path}`, () => {
-    try {
-      return readFileSync(path, 'latin1').includes(text);
-    } catch {
-      return false;
-    }
-  });
-
-const xsRead = async (path) => (await tool('xenstore-read', [path])).trim();
+const { startDaemon, consoleUp, listOverSocket, typeThroughConsole } = consoleTools({
+  runner,
+  repo: opts.repo,
+  work,
+  guest,
+  domid,
+});
 
 /** The live xenconsoled PID from its pid file (comm checked), or null. */
 function xenconsoledPid() {
