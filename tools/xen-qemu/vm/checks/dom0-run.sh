@@ -84,7 +84,10 @@ GNTTAB_GUEST_CHECKS='gnttab gnttab-errnos gnttab-frame-unknown gnttab-primary-co
 # The console daemon and `xencons console` (console-checks.mjs); they stop and restart xenconsoled,
 # so they run after everything that reads xenconsoled's log of the guest.
 CONSOLE_CHECKS='console console-pty-mode console-secondary console-ring-mode console-xenconsoled-back'
-GUEST_CHECKS="guest-create guest-console-log guest-console-pty guest-node guest-destroy native-console-page native-ring-codec xs-socket-dir-perms xs-xenbus-dir-perms xs-domain $GNTTAB_GUEST_CHECKS $CONSOLE_CHECKS"
+# xencons-agent in the guest on a secondary console, a login from dom0 (agent-checks.mjs); after
+# the console checks, which leave xenconsoled running again.
+AGENT_CHECKS='agent agent-start agent-console agent-wrong-password agent-login agent-no-secret agent-debug'
+GUEST_CHECKS="guest-create guest-console-log guest-console-pty guest-node guest-destroy native-console-page native-ring-codec xs-socket-dir-perms xs-xenbus-dir-perms xs-domain $GNTTAB_GUEST_CHECKS $CONSOLE_CHECKS $AGENT_CHECKS"
 domid=''
 if any_selected $GUEST_CHECKS; then
   mark guest-create
@@ -239,6 +242,24 @@ if any_selected $CONSOLE_CHECKS; then
   # The checks restart xenconsoled whatever happened; guest-destroy and the log tail below use it.
   pidof xenconsoled >/dev/null || printf 'xenconsoled is not running after the console checks\n'
   mark console-done
+fi
+
+# ---- xencons-agent inside the guest, a login through `xencons console --num 1` ---------------
+if any_selected $AGENT_CHECKS; then
+  mark agent
+  timeout -k 5 900 "$NODE" "$VM/agent-checks.mjs" --domid "${domid:-}" --guest "$GUEST" \
+    --nonce "$XQ_NONCE" --only "$XQ_ONLY" >"$WORK/agent.out" 2>"$WORK/agent.err"
+  rc=$?
+  grep -E '^(PASS|FAIL) ' "$WORK/agent.out" | while IFS= read -r l; do
+    printf '%s\n' "$l" >>"$OUT"
+    printf '\nXQ-RESULT %s\n' "$l"
+  done
+  grep -E '^NOTE ' "$WORK/agent.out" | while IFS= read -r l; do printf '\nXQ-%s\n' "$l"; done
+  if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$WORK/agent.out"; then
+    fail agent "agent-checks.mjs exited $rc: $(tail -n 5 "$WORK/agent.err")"
+  fi
+  [ -s "$WORK/agent.err" ] && { printf 'agent-checks stderr:\n'; tail -n 40 "$WORK/agent.err"; }
+  mark agent-done
 fi
 
 if [ -n "$domid" ]; then

@@ -13,9 +13,10 @@ esac
 # open it once a second, in the background, for the guest's lifetime. A marker goes to hvc0.
 # No setsid: busybox's forks and returns when it cannot make a session, which would start a
 # second shell on the same console; without a controlling tty the shell just has no job control.
+# While /tmp/xq-hvc1-agent exists (agent-guest.sh makes it) the agent serves hvc1 instead.
 (
   while true; do
-    if (: <>/dev/hvc1) 2>/dev/null; then
+    if [ ! -e /tmp/xq-hvc1-agent ] && (: <>/dev/hvc1) 2>/dev/null; then
       printf '\nXQ-GUEST-HVC1 nonce=%s\n' "$NONCE"
       sh -i <>/dev/hvc1 >&0 2>&1
     fi
