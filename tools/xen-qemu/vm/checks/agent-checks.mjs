@@ -24,7 +24,8 @@
 //                         stderr; the console 1 log does hold the dialogue
 //   agent-debug           `xencons debug GUEST s` (out of band, through the agent's xenstore
 //                         node) answers with the agent's sessions, console hvc1 among them
-// device/console/1 is removed at the end (the agent's session there ends with it).
+//   agent-console-removed device/console/1 removed (removeSecondaryConsole): the agent's log
+//                         says that console is gone (it follows consoles going away)
 
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -55,6 +56,7 @@ const CHECKS = [
   'agent-login',
   'agent-no-secret',
   'agent-debug',
+  'agent-console-removed',
 ];
 if (!runner.anySelected(CHECKS)) process.exit(0);
 
@@ -252,16 +254,27 @@ await check('agent-debug', async () => {
   note(`xencons debug ${guest} s: ${tail(out, 200)}`);
 });
 
-// ---- clean-up ------------------------------------------------------------------------------
+// ---- the console goes away; clean-up ---------------------------------------------------------
 for (const c of clients) await c.close();
+let removal = null;
 if (device) {
   const { removeSecondaryConsole } = await import(deviceJs);
-  const removed = await removeSecondaryConsole(xs, { domid, devid: 1, timeout: 20_000 }).then(
+  removal = await removeSecondaryConsole(xs, { domid, devid: 1, timeout: 20_000 }).then(
     (r) => (r.clean ? 'closed cleanly' : 'removed without reaching Closed'),
     (err) => `removal failed: ${describeError(err)}`,
   );
-  note(`device/console/1 ${removed}`);
+  note(`device/console/1 ${removal}`);
 }
+await check('agent-console-removed', async () => {
+  expect(removal !== null && hvc !== null, 'no console to remove (agent-console)');
+  expect(!removal.startsWith('removal failed'), removal);
+  await waitUntil(
+    60_000,
+    `the agent did not notice that ${hvc} went away; hvc0 log ends '${tail(hvc0Log(), 300)}'`,
+    () => logField('console gone', 'console', hvc),
+    500,
+  );
+});
 xs?.close();
 note(`daemon stopped: ${await daemon.stop()}`);
 note(`agent log on hvc0 (tail): ${tail(hvc0Log(), 600)}`);

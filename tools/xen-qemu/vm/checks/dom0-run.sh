@@ -86,7 +86,7 @@ GNTTAB_GUEST_CHECKS='gnttab gnttab-errnos gnttab-frame-unknown gnttab-primary-co
 CONSOLE_CHECKS='console console-pty-mode console-secondary console-ring-mode console-xenconsoled-back'
 # xencons-agent in the guest on a secondary console, a login from dom0 (agent-checks.mjs); after
 # the console checks, which leave xenconsoled running again.
-AGENT_CHECKS='agent agent-start agent-console agent-wrong-password agent-login agent-no-secret agent-debug'
+AGENT_CHECKS='agent agent-start agent-console agent-wrong-password agent-login agent-no-secret agent-debug agent-console-removed'
 GUEST_CHECKS="guest-create guest-console-log guest-console-pty guest-node guest-destroy native-console-page native-ring-codec xs-socket-dir-perms xs-xenbus-dir-perms xs-domain $GNTTAB_GUEST_CHECKS $CONSOLE_CHECKS $AGENT_CHECKS"
 domid=''
 if any_selected $GUEST_CHECKS; then
