@@ -36,6 +36,32 @@ export interface PasswdEntry {
   shell: string;
 }
 
+/** What a ring pump did so far (`pumpStats`). */
+export interface PumpStats {
+  /** Bytes received and not yet taken by `pumpRead`. */
+  readonly rxBuffered: number;
+  /** Bytes queued by `pumpWrite` and not yet in the ring. */
+  readonly txBuffered: number;
+  /** Bytes consumed from the rx ring. */
+  readonly bytesIn: number;
+  /** Bytes produced into the tx ring. */
+  readonly bytesOut: number;
+  /** Notifications sent to the peer (one per pass that moved bytes). */
+  readonly notifies: number;
+  /** Times the thread went to sleep. */
+  readonly sleeps: number;
+  /** Callbacks queued for JS. */
+  readonly signals: number;
+  /** 0, or the PUMP_BROKEN_* bit of the ring found corrupt. */
+  readonly broken: number;
+  readonly running: boolean;
+}
+
+export declare const PUMP_READABLE: 1;
+export declare const PUMP_WRITABLE: 2;
+export declare const PUMP_BROKEN_RX: 4;
+export declare const PUMP_BROKEN_TX: 8;
+
 export interface NativeBinding {
   /** Crate version, e.g. `0.0.0`. */
   readonly version: string;
@@ -206,6 +232,48 @@ export interface NativeBinding {
    * `POLLPRI`, `POLLOUT`, `POLLERR`, `POLLHUP`).
    */
   readonly constants: Readonly<Record<string, number>>;
+
+  // ---- console ring pumps --------------------------------------------------------------------
+  /**
+   * Starts a ring pump: a native thread that moves bytes between two rings of `page` (a view
+   * into a mapping made by this addon, which stays mapped until the pump stops even if
+   * `unmap()`ped) and two process-side buffers, notifies the peer after every pass that moved
+   * bytes, spins `config[2]` ns when nothing moves, then sleeps on the event channel.
+   *
+   * - `layouts`: `[rxDataOffset, rxSize, rxProdOffset, rxConsOffset, txDataOffset, txSize,
+   *   txProdOffset, txConsOffset]`: the ring the pump consumes (rx) and the one it produces (tx).
+   * - `wake`: `[0, fd, port, 0]` for Linux (`fd` an open of /dev/xen/evtchn through which `port`
+   *   is bound; the pump dups it and reads its deliveries, so nobody else must) or
+   *   `[1, domid, handle, port]` for the simulated host (`dir` its folder; the pump reads the
+   *   handle's doorbell and takes `port`'s pending bit).
+   * - `config`: `[rxCapacity, txCapacity, spinNs]` (capacities powers of two, 4 KiB..64 MiB).
+   * - `callback(events)`: `PUMP_READABLE` (1: bytes to `pumpRead`, after a read found none),
+   *   `PUMP_WRITABLE` (2: room for `pumpWrite` after it took less than offered),
+   *   `PUMP_BROKEN_RX`/`PUMP_BROKEN_TX` (4/8: impossible indices; the pump stopped moving).
+   *
+   * The running pump keeps the event loop alive. Returns the pump id.
+   */
+  pumpStart(
+    page: Uint8Array,
+    layouts: readonly number[],
+    wake: readonly number[],
+    dir: string | null,
+    config: readonly number[],
+    callback: (events: number) => void,
+  ): number;
+  /** Up to `max` received bytes as a new Buffer, or null when none (arms `PUMP_READABLE`). */
+  pumpRead(id: number, max: number): Buffer | null;
+  /**
+   * Takes up to `length` bytes of `src` from `srcOffset` for the tx ring; returns how many, or
+   * -1 when the tx ring's indices are impossible. With nothing queued, the bytes go straight
+   * into the ring and the peer is notified from the calling thread.
+   */
+  pumpWrite(id: number, src: Uint8Array, srcOffset: number, length: number): number;
+  /** Stops the thread and lets go of the page (idempotent); `pumpRead` still drains. */
+  pumpStop(id: number): void;
+  /** Stops the pump if needed and frees it (idempotent). */
+  pumpClose(id: number): void;
+  pumpStats(id: number): PumpStats;
 
   // ---- fd readiness on one native poll thread ----------------------------------------------
   /**

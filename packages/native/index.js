@@ -19,6 +19,12 @@ export const RING_CORRUPT = -1;
 /** Returned by the bound ring functions when the page was unmapped (detached) or shrunk. */
 export const RING_DETACHED = -2;
 
+/** Ring pump callback bits (see pumpStart in index.d.ts). */
+export const PUMP_READABLE = 1;
+export const PUMP_WRITABLE = 2;
+export const PUMP_BROKEN_RX = 4;
+export const PUMP_BROKEN_TX = 8;
+
 /** @type {{ binding: import('./index.js').NativeBinding | null, reason: string | null, path: string | null } | undefined} */
 let state;
 

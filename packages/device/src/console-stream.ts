@@ -1,5 +1,13 @@
 import { isXenconsError } from '@xencons/errors';
-import { type RingConsumer, RingDuplex, type RingProducer } from '@xencons/ring';
+import type { PumpStats } from '@xencons/native';
+import {
+  type RingConsumer,
+  RingDuplex,
+  type RingProducer,
+  RingPump,
+  type RingPumpOptions,
+  type RingSignal,
+} from '@xencons/ring';
 import { consoleLabel, DeviceCode, DeviceError } from './device-errors.js';
 import { type ConsoleSide, deviceChannels } from './diagnostics.js';
 import { type ConsoleEventChannels, PortEvents, type PortSignal } from './port-events.js';
@@ -21,7 +29,15 @@ export interface ConsoleStreamInit {
   readonly port: number;
   /** Called once when the stream breaks (after the `broken` diagnostics message). */
   readonly onBroken?: (error: DeviceError) => void;
+  /** Ring pump tuning, when `evtchn` is a native handle (see {@link ConsoleStream}). */
+  readonly pump?: RingPumpOptions;
 }
+
+/** The signal of a pumped stream: the native pump notifies and waits, JS never does. */
+const PUMPED: RingSignal = { notify() {}, subscribe: () => () => {} };
+
+/** Most bytes handed to readers in one chunk by a pumped stream. */
+const PUMP_READ_MAX = 256 * 1024;
 
 /** Where the bytes of a console stand right now. */
 export interface ConsoleStreamStats {
@@ -33,6 +49,13 @@ export interface ConsoleStreamStats {
   readonly rxQueued: number | null;
   /** Bytes waiting in the ring we write (we produced, the peer has not consumed yet). */
   readonly txQueued: number | null;
+  /** Whether a native pump moves the bytes (see {@link ConsoleStream}). */
+  readonly pumped: boolean;
+  /**
+   * Pumped: what the pump did (bytes it holds for readers, bytes written and not yet in the
+   * ring, notifications sent, times it slept, callbacks to JS).
+   */
+  readonly pump?: PumpStats;
 }
 
 /**
@@ -51,6 +74,13 @@ export interface ConsoleStreamStats {
  *   `'error'` listener of its own, so a hostile guest can never crash a process through an
  *   unhandled `'error'` event; add yours to learn why a stream ended (or read `state`).
  *
+ * - Where the native core loads and the console's event channel is bound through a handle of its
+ *   own (`EventChannels.openNativeHandle`), a native ring pump moves the bytes (`RingPump` of
+ *   `@xencons/ring`): a thread that spins briefly, then sleeps on the event channel, notifies the
+ *   peer itself and hands JS large batches. Otherwise the JS path does it, one event-loop turn
+ *   per notification. Both keep every rule above. With the pump, a write's callback runs once
+ *   its bytes are queued for the ring (at most the pump's `txCapacity` ahead of it).
+ *
  * Streams are made by the device functions of this package, never directly.
  */
 export class ConsoleStream extends RingDuplex {
@@ -66,20 +96,55 @@ export class ConsoleStream extends RingDuplex {
   #state: ConsoleStreamState = 'open';
   #wantRead = false;
   #pendingWrite: ((error?: Error | null) => void) | null = null;
+  /** The native pump, when it moves the bytes; null on the JS path. */
+  readonly #pump: RingPump | null;
+  /** Pumped: the write waiting for room in the pump's queue. */
+  #queued: { chunk: Uint8Array; at: number; callback: (error?: Error | null) => void } | null =
+    null;
 
   /** @internal */
   constructor(init: ConsoleStreamInit) {
+    const wake = init.evtchn.nativeWake;
     const demand = { now: () => true };
-    const signal = PortEvents.of(init.evtchn).signal(init.port, () => demand.now());
-    super({ rx: init.rx, tx: init.tx, signal });
+    const signal =
+      wake === undefined ? PortEvents.of(init.evtchn).signal(init.port, () => demand.now()) : null;
+    super({ rx: init.rx, tx: init.tx, signal: signal ?? PUMPED });
     demand.now = () => this.#wantRead || this.#pendingWrite !== null;
+    if (wake === undefined) {
+      this.#pump = null;
+    } else {
+      const port = init.port;
+      this.#pump = new RingPump(
+        init.rx,
+        init.tx,
+        wake.kind === 'linux' ? { ...wake, port } : { ...wake, port },
+        {
+          readable: () => this.#drain(),
+          writable: () => this.#flush(),
+          broken: (error) => this.destroy(error),
+        },
+        init.pump,
+      );
+      const pump = this.#pump;
+      Object.defineProperty(this, 'bytesOut', {
+        get: () => pump.stats().bytesOut,
+        set: () => {},
+        configurable: true,
+        enumerable: true,
+      });
+    }
     this.domid = init.domid;
     this.devid = init.devid;
     this.side = init.side;
     this.port = init.port;
     this.#rx = init.rx;
     this.#tx = init.tx;
-    this.#signal = signal;
+    this.#signal = signal ?? {
+      port: init.port,
+      ...PUMPED,
+      wake() {},
+      release() {},
+    };
     this.#onBroken = init.onBroken;
     // A guest must not be able to crash the process: the error is reported on `state`, the
     // diagnostics channel and to every other 'error' listener.
@@ -104,17 +169,58 @@ export class ConsoleStream extends RingDuplex {
         return null;
       }
     };
+    const pump = this.#pump?.stats();
     return {
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
       rxQueued: queued(() => this.#rx.available()),
       txQueued: queued(() => this.#tx.size - this.#tx.free()),
+      pumped: this.#pump !== null,
+      ...(pump === undefined ? {} : { pump }),
     };
+  }
+
+  /** Whether a native pump moves this console's bytes. */
+  get pumped(): boolean {
+    return this.#pump !== null;
   }
 
   override pump(): void {
     if (this.#state !== 'open') return;
+    if (this.#pump !== null) {
+      this.#drain();
+      this.#flush();
+      return;
+    }
     super.pump();
+  }
+
+  /** Pumped: hands readers what the pump holds while they want more. */
+  #drain(): void {
+    const pump = this.#pump;
+    if (pump === null) return;
+    while (this.#wantRead && this.#state === 'open' && !this.destroyed) {
+      const bytes = pump.read(PUMP_READ_MAX);
+      if (bytes === null) return;
+      this.bytesIn += bytes.length;
+      this.push(bytes);
+    }
+  }
+
+  /** Pumped: queues the waiting write; its callback runs once all of it is queued. */
+  #flush(): void {
+    const pump = this.#pump;
+    const w = this.#queued;
+    if (pump === null || w === null || this.#state !== 'open') return;
+    try {
+      w.at += pump.write(w.chunk, w.at, w.chunk.length - w.at);
+    } catch (error) {
+      this.destroy(error as Error);
+      return;
+    }
+    if (w.at < w.chunk.length) return; // the pump says 'writable' once there is room
+    this.#queued = null;
+    w.callback();
   }
 
   override push(chunk: unknown, encoding?: BufferEncoding): boolean {
@@ -125,6 +231,10 @@ export class ConsoleStream extends RingDuplex {
 
   override _read(): void {
     this.#wantRead = true;
+    if (this.#pump !== null) {
+      this.#drain();
+      return;
+    }
     this.#signal.wake();
     super._read();
   }
@@ -146,6 +256,15 @@ export class ConsoleStream extends RingDuplex {
       callback(error);
     };
     this.#pendingWrite = finish;
+    if (this.#pump !== null) {
+      if (chunk.length === 0) {
+        finish();
+        return;
+      }
+      this.#queued = { chunk, at: 0, callback: finish };
+      this.#flush();
+      return;
+    }
     this.#signal.wake();
     super._write(chunk, encoding, finish);
   }
@@ -164,6 +283,9 @@ export class ConsoleStream extends RingDuplex {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     if (this.#state === 'open') this.#state = 'closed';
+    // Before the owner unbinds the port and unmaps the page.
+    this.#pump?.close();
+    this.#queued = null;
     this.#signal.release();
     this.#pendingWrite = null;
     super._destroy(error, callback);
@@ -177,6 +299,17 @@ export class ConsoleStream extends RingDuplex {
   hangup(): void {
     if (this.#state !== 'open' || this.destroyed) return;
     let moved = false;
+    const pump = this.#pump;
+    if (pump !== null) {
+      // What the pump already took from the ring comes first.
+      pump.stop();
+      for (let bytes = pump.read(PUMP_READ_MAX); bytes !== null; bytes = pump.read(PUMP_READ_MAX)) {
+        this.bytesIn += bytes.length;
+        super.push(bytes);
+      }
+      pump.close();
+      this.#queued = null;
+    }
     try {
       const chunk = new Uint8Array(this.#rx.size);
       for (let n = this.#rx.read(chunk); n > 0; n = this.#rx.read(chunk)) {

@@ -3,7 +3,10 @@ import type { EventChannels } from '@xencons/evtchn';
 import type { RingSignal } from '@xencons/ring';
 
 /** What a console needs of an event-channel handle. */
-export type ConsoleEventChannels = Pick<EventChannels, 'notify' | 'unmask' | 'onEvent'>;
+export type ConsoleEventChannels = Pick<
+  EventChannels,
+  'notify' | 'unmask' | 'onEvent' | 'nativeWake'
+>;
 
 interface Entry {
   handler: (() => void) | null;

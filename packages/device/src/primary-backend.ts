@@ -1,3 +1,4 @@
+import type { EventChannels } from '@xencons/evtchn';
 import { type ForeignMapping, mapPrimaryConsole, parseRingRef } from '@xencons/gnttab';
 import { consoleBackendRings, XENCONSOLE_CONNECTED } from '@xencons/ring';
 import type { ConsoleDeps } from './backend-deps.js';
@@ -11,6 +12,7 @@ import {
 } from './console-nodes.js';
 import { ConsoleStream } from './console-stream.js';
 import { consoleLabel, DeviceCode, DeviceError } from './device-errors.js';
+import { openPumpHandle } from './pump-handle.js';
 
 export interface OpenPrimaryConsoleOptions extends ConsoleDeps {
   readonly domid: number;
@@ -60,6 +62,8 @@ export class PrimaryConsoleBackend {
   readonly stream: ConsoleStream;
   readonly #deps: ConsoleDeps;
   readonly #mapping: ForeignMapping;
+  /** The console's own event-channel handle when a native pump serves it (else the shared one). */
+  readonly #own: EventChannels | null;
   #state: PrimaryConsoleState = 'connected';
   #released: Promise<void> | null = null;
 
@@ -69,9 +73,11 @@ export class PrimaryConsoleBackend {
     info: Omit<PrimaryConsoleInfo, 'localPort'>,
     mapping: ForeignMapping,
     localPort: number,
+    own: EventChannels | null = null,
   ) {
     this.#deps = deps;
     this.#mapping = mapping;
+    this.#own = own;
     this.info = { ...info, localPort };
     const rings = consoleBackendRings(mapping.buffer);
     this.stream = new ConsoleStream({
@@ -80,7 +86,7 @@ export class PrimaryConsoleBackend {
       side: 'backend',
       rx: rings.out,
       tx: rings.in,
-      evtchn: deps.evtchn,
+      evtchn: own ?? deps.evtchn,
       port: localPort,
       onBroken: () => {
         if (this.#state === 'connected') this.#state = 'broken';
@@ -94,6 +100,14 @@ export class PrimaryConsoleBackend {
 
   get domid(): number {
     return this.info.domid;
+  }
+
+  /**
+   * The handle `info.localPort` is bound through: the console's own when a native pump serves it
+   * (closed with the console), else the shared `evtchn` it was opened with.
+   */
+  get evtchn(): EventChannels {
+    return this.#own ?? this.#deps.evtchn;
   }
 
   get devid(): 0 {
@@ -122,7 +136,9 @@ export class PrimaryConsoleBackend {
   #release(): Promise<void> {
     this.#released ??= (async () => {
       try {
-        await this.#deps.evtchn.unbind(this.info.localPort);
+        // The stream (and its pump) has stopped by now: close() and onBroken come after it.
+        if (this.#own !== null) await this.#own.close();
+        else await this.#deps.evtchn.unbind(this.info.localPort);
       } catch {
         // Already unbound: the handle closed, or the domain's end went with the domain.
       }
@@ -202,10 +218,12 @@ export async function openPrimaryConsoleBackend(
   } catch (cause) {
     throw connectError(label, 'map the console page', cause, { domid, ringRef });
   }
+  const own = await openPumpHandle(options.evtchn, mapped.mapping.buffer);
   let localPort: number;
   try {
-    localPort = await options.evtchn.bindInterdomain(domid, remotePort);
+    localPort = await (own ?? options.evtchn).bindInterdomain(domid, remotePort);
   } catch (cause) {
+    await own?.close().catch(() => {});
     await mapped.mapping.unmap().catch(() => {});
     throw connectError(label, `bind event channel ${remotePort}`, cause, { domid, remotePort });
   }
@@ -226,5 +244,6 @@ export async function openPrimaryConsoleBackend(
     },
     mapped.mapping,
     localPort,
+    own,
   );
 }

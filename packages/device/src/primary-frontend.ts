@@ -1,6 +1,6 @@
 import { openSimEventChannels, type SimEventChannels } from '@xencons/evtchn';
 import { type ForeignMapping, openSimGnttab } from '@xencons/gnttab';
-import { consoleFrontendRings, type PageMemory } from '@xencons/ring';
+import { consoleFrontendRings, type PageMemory, ringPumpSupported } from '@xencons/ring';
 import { connectHypervisor, simCredentialsFromEnv } from '@xencons/sim-hypervisor';
 import { ConsoleStream } from './console-stream.js';
 import { consoleLabel, DeviceCode, DeviceError } from './device-errors.js';
@@ -81,10 +81,11 @@ export async function openGuestPrimaryConsole(
         { details: { domid: hc.domid } },
       );
     }
-    evtchn = await openSimEventChannels(hc);
-    await evtchn.attach(port);
     const gnttab = openSimGnttab(hc);
     mapping = await gnttab.mapFrames(hc.domid, [frame]);
+    // The console's port gets a handle read by the native pump where it can run.
+    evtchn = await openSimEventChannels(hc, { native: ringPumpSupported(mapping.buffer) });
+    await evtchn.attach(port);
     const stream = attachPrimaryConsoleFrontend({
       domid: hc.domid,
       page: mapping.buffer,

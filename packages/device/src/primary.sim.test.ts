@@ -82,12 +82,12 @@ describe('primary console backend on the simulated host (guests are separate pro
     const con = await openPrimaryConsoleBackend({ ...fx.deps, domid: g.domid });
     const tap = new TextTap(con.stream);
     await tap.line(/^echo guest quiet \(domain \d+\)$/);
-    expect(fx.evtchn.ports.has(con.info.localPort)).toBe(true);
+    expect(con.evtchn.ports.has(con.info.localPort)).toBe(true);
     const ended = once(con.stream, 'end');
     await con.close();
     await ended;
     expect(con.state).toBe('closed');
-    expect(fx.evtchn.ports.has(con.info.localPort)).toBe(false);
+    expect(con.evtchn.ports.has(con.info.localPort)).toBe(false);
     await con.close();
     // The guest's port is unbound again: a new backend binds it afresh.
     const again = await openPrimaryConsoleBackend({ ...fx.deps, domid: g.domid });

@@ -1,6 +1,15 @@
 /** Which world a handle talks to. */
 export type EvtchnBackend = 'linux' | 'sim';
 
+/**
+ * What a native waiter (the ring pump of `@xencons/native`) needs to wait for and send events
+ * of a handle on its own: the Linux device's fd, or the simulated host's folder, our domain and
+ * the handle id (its doorbell FIFO and our event file).
+ */
+export type NativeWake =
+  | { readonly kind: 'linux'; readonly fd: number }
+  | { readonly kind: 'sim'; readonly dir: string; readonly domid: number; readonly handle: number };
+
 export interface EventIteratorOptions {
   /** Ends the iteration (the pending `next()` resolves `done`) when aborted. */
   readonly signal?: AbortSignal;
@@ -58,6 +67,18 @@ export interface EventChannels {
    */
   events(options?: EventIteratorOptions): AsyncIterableIterator<number>;
   [Symbol.asyncIterator](): AsyncIterableIterator<number>;
+
+  /**
+   * Set on a handle opened by {@link EventChannels.openNativeHandle}: nothing in JS reads its
+   * deliveries (no `onEvent` calls, no iterator items); a native waiter does, with this.
+   */
+  readonly nativeWake?: NativeWake;
+  /**
+   * Opens another handle in the same world whose deliveries nobody reads in JS, for a native
+   * waiter (see {@link NativeWake}); bind ports through it as usual and close it when done.
+   * Absent when the backend cannot.
+   */
+  openNativeHandle?(): Promise<EventChannels>;
 
   /** Lets the process exit while this handle is open (it keeps the event loop alive by default). */
   unref(): void;

@@ -1,4 +1,9 @@
-export type { EventChannels, EventIteratorOptions, EvtchnBackend } from './event-channels.js';
+export type {
+  EventChannels,
+  EventIteratorOptions,
+  EvtchnBackend,
+  NativeWake,
+} from './event-channels.js';
 export { evtchnErrorChannel } from './event-channels-base.js';
 export { EvtchnCode, EvtchnError } from './evtchn-errors.js';
 export {

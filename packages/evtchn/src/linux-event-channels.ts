@@ -1,6 +1,6 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import { loadNative, type NativeBinding, nativeUnavailableReason } from '@xencons/native';
-import type { EventChannels } from './event-channels.js';
+import type { EventChannels, NativeWake } from './event-channels.js';
 import { EventChannelsBase } from './event-channels-base.js';
 import { backendError, EvtchnCode, EvtchnError } from './evtchn-errors.js';
 
@@ -10,6 +10,11 @@ export const LINUX_EVTCHN_DEVICE = '/dev/xen/evtchn';
 export interface LinuxEventChannelsOptions {
   /** The device to open; defaults to {@link LINUX_EVTCHN_DEVICE}. */
   readonly device?: string;
+  /**
+   * A handle for a native waiter: the fd is not watched in JS (no deliveries), `nativeWake`
+   * gives it to whoever reads it.
+   */
+  readonly native?: boolean;
 }
 
 /**
@@ -22,14 +27,28 @@ class LinuxEventChannels extends EventChannelsBase {
   readonly backend = 'linux' as const;
   readonly #n: NativeBinding;
   readonly #fd: number;
+  /** The poll-thread watch, or -1 on a native handle. */
   readonly #watch: number;
+  readonly #device: string;
   readonly #pending = new Uint32Array(256);
+  readonly nativeWake?: NativeWake;
 
-  constructor(n: NativeBinding, fd: number) {
+  constructor(n: NativeBinding, fd: number, device: string, native: boolean) {
     super();
     this.#n = n;
     this.#fd = fd;
-    this.#watch = n.watchFd(fd, () => this.#onReadable());
+    this.#device = device;
+    if (native) {
+      this.#watch = -1;
+      this.nativeWake = { kind: 'linux', fd };
+    } else {
+      this.#watch = n.watchFd(fd, () => this.#onReadable());
+    }
+  }
+
+  /** Another open of the device, read by a native waiter (see `nativeWake`). */
+  async openNativeHandle(): Promise<EventChannels> {
+    return openLinuxEventChannels({ device: this.#device, native: true });
   }
 
   protected doAllocUnbound(remoteDomid: number): number {
@@ -54,16 +73,16 @@ class LinuxEventChannels extends EventChannelsBase {
 
   protected doClose(): void {
     // Before closing: epoll tracks the open file, not the number.
-    this.#n.unwatchFd(this.#watch);
+    if (this.#watch >= 0) this.#n.unwatchFd(this.#watch);
     closeSync(this.#fd);
   }
 
   ref(): void {
-    if (!this.closed) this.#n.refFd(this.#watch);
+    if (!this.closed && this.#watch >= 0) this.#n.refFd(this.#watch);
   }
 
   unref(): void {
-    if (!this.closed) this.#n.unrefFd(this.#watch);
+    if (!this.closed && this.#watch >= 0) this.#n.unrefFd(this.#watch);
   }
 
   #onReadable(): void {
@@ -121,7 +140,7 @@ export function openLinuxEventChannels(options: LinuxEventChannelsOptions = {}):
     throw backendError(`open ${device}`, err, { device });
   }
   try {
-    return new LinuxEventChannels(n, fd);
+    return new LinuxEventChannels(n, fd, device, options.native === true);
   } catch (err) {
     closeSync(fd);
     throw backendError(`watch ${device}`, err, { device });

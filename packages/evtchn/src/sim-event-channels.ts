@@ -1,3 +1,4 @@
+import type { EventChannels, NativeWake } from './event-channels.js';
 import { EventChannelsBase } from './event-channels-base.js';
 import { backendError, checkInteger, EvtchnCode, EvtchnError, MAX_DOMID } from './evtchn-errors.js';
 import { SoftMask } from './soft-mask.js';
@@ -7,6 +8,7 @@ import { SoftMask } from './soft-mask.js';
  * simulated evtchn device): raw deliveries of every pending bit it consumed, without masking.
  */
 export interface SimEventHandleLike {
+  readonly id?: number;
   allocUnbound(remoteDomid: number): Promise<number>;
   bindInterdomain(remoteDomid: number, remotePort: number): Promise<number>;
   attach(port: number): Promise<void>;
@@ -21,7 +23,9 @@ export interface SimEventHandleLike {
 /** What this backend needs of a `HypervisorClient` (a connection to the simulated host). */
 export interface SimHypervisorLike {
   readonly domid: number;
-  openEventHandle(): Promise<SimEventHandleLike>;
+  /** The simulated host's folder (needed for native handles). */
+  readonly dir?: string;
+  openEventHandle(options?: { listen?: boolean }): Promise<SimEventHandleLike>;
   on(event: 'close', listener: () => void): unknown;
   off?(event: 'close', listener: () => void): unknown;
   close?(): unknown;
@@ -30,6 +34,11 @@ export interface SimHypervisorLike {
 export interface SimEventChannelsOptions {
   /** Close `hc` when the handle closes (the handle made the connection for itself). */
   readonly ownsConnection?: boolean;
+  /**
+   * A handle for a native waiter: JS never reads its doorbell, `nativeWake` says where it is.
+   * Needs `hc.dir` and a handle with an `id`.
+   */
+  readonly native?: boolean;
 }
 
 /**
@@ -46,6 +55,7 @@ export class SimEventChannels extends EventChannelsBase {
   readonly #hc: SimHypervisorLike;
   readonly #onHostClose: () => void;
   readonly #ownsConnection: boolean;
+  readonly nativeWake?: NativeWake;
 
   constructor(
     hc: SimHypervisorLike,
@@ -55,6 +65,15 @@ export class SimEventChannels extends EventChannelsBase {
     super();
     this.#ownsConnection = options.ownsConnection === true;
     this.domid = hc.domid;
+    if (options.native === true) {
+      if (hc.dir === undefined || handle.id === undefined) {
+        throw new EvtchnError(
+          EvtchnCode.UNAVAILABLE,
+          'this simulated host cannot open native handles',
+        );
+      }
+      this.nativeWake = { kind: 'sim', dir: hc.dir, domid: hc.domid, handle: handle.id };
+    }
     this.#hc = hc;
     this.#handle = handle;
     this.#mask = new SoftMask((port) => this.deliver(port));
@@ -80,6 +99,11 @@ export class SimEventChannels extends EventChannelsBase {
       await this.#handle.attach(port);
       return port;
     });
+  }
+
+  /** Another handle on the same connection, read by a native waiter (see `nativeWake`). */
+  async openNativeHandle(): Promise<EventChannels> {
+    return openSimEventChannels(this.#hc, { native: true });
   }
 
   protected doAllocUnbound(remoteDomid: number): Promise<number> {
@@ -135,10 +159,15 @@ export async function openSimEventChannels(
   checkInteger('domid', hc.domid, 0, MAX_DOMID);
   let handle: SimEventHandleLike;
   try {
-    handle = await hc.openEventHandle();
+    handle = await hc.openEventHandle(options.native === true ? { listen: false } : {});
   } catch (err) {
     if (options.ownsConnection) hc.close?.();
     throw backendError('opening a simulated event-channel handle', err);
   }
-  return new SimEventChannels(hc, handle, options);
+  try {
+    return new SimEventChannels(hc, handle, options);
+  } catch (err) {
+    await handle.close().catch(() => {});
+    throw err;
+  }
 }

@@ -13,6 +13,7 @@ use crate::napi_sys::{napi_create_buffer_copy, napi_value};
 use crate::pam;
 use crate::poller;
 use crate::pty;
+use crate::pump;
 use crate::ring::{check_range, Ring};
 use crate::user;
 use crate::xen;
@@ -548,6 +549,75 @@ unsafe fn test_panic(_env: Env, _a: &Args) -> Result<napi_value> {
     panic!("testPanic: a deliberate panic, caught before the FFI boundary");
 }
 
+// ---- ring pumps -----------------------------------------------------------------------------------
+
+unsafe fn pump_start(env: Env, a: &Args) -> Result<napi_value> {
+    let page = env.bytes_arg(a[0], "page")?;
+    let layouts = env.uint_list_arg_from(a[1], "layouts", MAX_SAFE_INTEGER, 8, 8)?;
+    let wake = env.uint_list_arg_from(a[2], "wake", u32::MAX as u64, 4, 4)?;
+    let config = env.uint_list_arg_from(a[4], "config", MAX_SAFE_INTEGER, 3, 3)?;
+    let callback = env.function_arg(a[5], "callback")?;
+    let wake = match wake[0] {
+        0 => pump::Wake::Linux {
+            fd: i32::try_from(wake[1]).map_err(|_| Error::invalid("wake[1] must be an fd"))?,
+            port: wake[2] as u32,
+        },
+        1 => pump::Wake::Sim {
+            dir: env.string_arg(a[3], "dir")?,
+            domid: wake[1] as u32,
+            handle: wake[2] as u32,
+            port: wake[3] as u32,
+        },
+        k => return Err(Error::invalid(format!("wake[0] must be 0 (linux) or 1 (sim), got {k}"))),
+    };
+    let rx = [layouts[0], layouts[1], layouts[2], layouts[3]];
+    let tx = [layouts[4], layouts[5], layouts[6], layouts[7]];
+    let config =
+        pump::Config { rx_capacity: config[0] as usize, tx_capacity: config[1] as usize, spin_ns: config[2] };
+    env.uint32(pump::start(env, page, rx, tx, wake, config, callback)?)
+}
+
+unsafe fn pump_read(env: Env, a: &Args) -> Result<napi_value> {
+    let id = env.u32_arg(a[0], "id")?;
+    let max = env.uint_arg(a[1], "max", 1 << 30)? as usize;
+    pump::read(env, id, max)
+}
+
+unsafe fn pump_write(env: Env, a: &Args) -> Result<napi_value> {
+    let id = env.u32_arg(a[0], "id")?;
+    let (src, len) = env.byte_buffer_arg(a[1], "src")?;
+    let offset = env.uint_arg(a[2], "srcOffset", MAX_SAFE_INTEGER)?;
+    let length = env.uint_arg(a[3], "length", MAX_SAFE_INTEGER)?;
+    check_range("src", offset, length, len)?;
+    let n = pump::write(env, id, src.add(offset as usize), length as usize)?;
+    env.double(n as f64) // -1: the tx ring is corrupt
+}
+
+unsafe fn pump_stop(env: Env, a: &Args) -> Result<napi_value> {
+    pump::stop(env, env.u32_arg(a[0], "id")?)?;
+    env.undefined()
+}
+
+unsafe fn pump_close(env: Env, a: &Args) -> Result<napi_value> {
+    pump::close(env, env.u32_arg(a[0], "id")?)?;
+    env.undefined()
+}
+
+unsafe fn pump_stats(env: Env, a: &Args) -> Result<napi_value> {
+    let s = pump::stats(env, env.u32_arg(a[0], "id")?)?;
+    let o = env.object()?;
+    env.set(o, c"rxBuffered", env.double(s.rx_buffered as f64)?)?;
+    env.set(o, c"txBuffered", env.double(s.tx_buffered as f64)?)?;
+    env.set(o, c"bytesIn", env.double(s.bytes_in as f64)?)?;
+    env.set(o, c"bytesOut", env.double(s.bytes_out as f64)?)?;
+    env.set(o, c"notifies", env.double(s.notifies as f64)?)?;
+    env.set(o, c"sleeps", env.double(s.sleeps as f64)?)?;
+    env.set(o, c"signals", env.double(s.signals as f64)?)?;
+    env.set(o, c"broken", env.uint32(s.broken)?)?;
+    env.set(o, c"running", env.boolean(s.running)?)?;
+    Ok(o)
+}
+
 // ---- registration -------------------------------------------------------------------------------
 
 const FUNCTIONS: &[(&std::ffi::CStr, Handler)] = &[
@@ -601,6 +671,12 @@ const FUNCTIONS: &[(&std::ffi::CStr, Handler)] = &[
     (c"pamStrerror", pam_strerror),
     (c"pamTakeFailDelay", pam_take_fail_delay),
     (c"pamEnd", pam_end),
+    (c"pumpStart", pump_start),
+    (c"pumpRead", pump_read),
+    (c"pumpWrite", pump_write),
+    (c"pumpStop", pump_stop),
+    (c"pumpClose", pump_close),
+    (c"pumpStats", pump_stats),
     (c"testPanic", test_panic),
 ];
 

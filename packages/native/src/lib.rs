@@ -20,6 +20,7 @@ mod napi_sys;
 mod pam;
 mod poller;
 mod pty;
+mod pump;
 mod ring;
 mod user;
 mod xen;

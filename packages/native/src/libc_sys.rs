@@ -101,6 +101,7 @@ extern "C" {
     pub fn write(fd: c_int, buf: *const c_void, count: usize) -> isize;
     pub fn poll(fds: *mut pollfd, nfds: c_ulong, timeout: c_int) -> c_int;
     pub fn sysconf(name: c_int) -> c_long;
+    pub fn sched_yield() -> c_int;
     pub fn epoll_create1(flags: c_int) -> c_int;
     pub fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event) -> c_int;
     pub fn epoll_wait(epfd: c_int, events: *mut epoll_event, maxevents: c_int, timeout: c_int) -> c_int;

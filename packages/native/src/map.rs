@@ -35,10 +35,20 @@ struct Registry {
     next_id: u64,
     by_id: BTreeMap<u64, Mapping>,
     by_addr: BTreeMap<usize, u64>,
+    /// Mappings a native thread (a ring pump) still uses, with how many pins each has. An unmap
+    /// or a GC finalize of a pinned mapping detaches the buffer at once but leaves the memory
+    /// mapped (in `doomed`) until the last pin goes, so that thread never touches unmapped memory.
+    pins: BTreeMap<u64, u32>,
+    doomed: BTreeMap<u64, Mapping>,
 }
 
-static REGISTRY: Mutex<Registry> =
-    Mutex::new(Registry { next_id: 1, by_id: BTreeMap::new(), by_addr: BTreeMap::new() });
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    next_id: 1,
+    by_id: BTreeMap::new(),
+    by_addr: BTreeMap::new(),
+    pins: BTreeMap::new(),
+    doomed: BTreeMap::new(),
+});
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
     // A panic while holding the lock leaves the maps consistent (single inserts/removes).
@@ -54,11 +64,47 @@ fn register(m: Mapping) -> u64 {
     id
 }
 
+/// Removes a live mapping from the registry. Returns it for release, or None when it is
+/// unknown or pinned (then it is parked in `doomed` and released by the last `unpin`).
 fn take_by_id(id: u64) -> Option<Mapping> {
     let mut r = registry();
     let m = r.by_id.remove(&id)?;
     r.by_addr.remove(&m.addr);
+    if r.pins.contains_key(&id) {
+        r.doomed.insert(id, m);
+        return None;
+    }
     Some(m)
+}
+
+/// Pins the live mapping that contains `[addr, addr + len)`; returns its id, or None when no
+/// native mapping holds that range (memory the addon did not map).
+pub fn pin_containing(addr: usize, len: usize) -> Option<u64> {
+    let mut r = registry();
+    let (&start, &id) = r.by_addr.range(..=addr).next_back()?;
+    let m = r.by_id.get(&id)?;
+    if addr.checked_add(len)? > start + m.len {
+        return None;
+    }
+    *r.pins.entry(id).or_insert(0) += 1;
+    Some(id)
+}
+
+/// Drops one pin; releases the mapping if it was unmapped meanwhile and this was the last pin.
+pub fn unpin(id: u64) {
+    let doomed = {
+        let mut r = registry();
+        let Some(count) = r.pins.get_mut(&id) else { return };
+        *count -= 1;
+        if *count > 0 {
+            return;
+        }
+        r.pins.remove(&id);
+        r.doomed.remove(&id)
+    };
+    if let Some(m) = doomed {
+        let _ = release(m);
+    }
 }
 
 /// The id of the live mapping at exactly `addr` with length `len`.
@@ -167,7 +213,8 @@ pub fn unmap(env: Env, buffer: napi_value) -> Result<bool> {
     env.check(unsafe { napi_detach_arraybuffer(env.0, buffer) }, "napi_detach_arraybuffer")?;
     match take_by_id(id) {
         Some(m) => release(m).map(|()| true),
-        None => Ok(false),
+        // Pinned by a pump: released when the pump lets go of it.
+        None => Ok(true),
     }
 }
 

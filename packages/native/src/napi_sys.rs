@@ -55,6 +55,7 @@ pub const NAPI_DEFAULT: napi_property_attributes = 0;
 pub const NAPI_ENUMERABLE: napi_property_attributes = 1 << 1;
 
 pub type napi_threadsafe_function_release_mode = i32;
+pub const NAPI_TSFN_RELEASE: napi_threadsafe_function_release_mode = 0;
 pub const NAPI_TSFN_ABORT: napi_threadsafe_function_release_mode = 1;
 
 pub type napi_threadsafe_function_call_mode = i32;
@@ -201,6 +202,12 @@ extern "C" {
         data: *mut *mut c_void,
         arraybuffer: *mut napi_value,
         byte_offset: *mut usize,
+    ) -> napi_status;
+    pub fn napi_create_buffer(
+        env: napi_env,
+        length: usize,
+        data: *mut *mut c_void,
+        result: *mut napi_value,
     ) -> napi_status;
     pub fn napi_create_buffer_copy(
         env: napi_env,

@@ -82,7 +82,7 @@ impl Ring {
     }
 
     #[inline]
-    fn size(&self) -> u32 {
+    pub fn size(&self) -> u32 {
         self.mask + 1
     }
 

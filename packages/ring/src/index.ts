@@ -19,6 +19,14 @@ export { RingEndpoint, type RingOptions } from './ring-endpoint.js';
 export { type RingLayout, validateRingLayout } from './ring-layout.js';
 export { RingProducer } from './ring-producer.js';
 export {
+  RING_PUMP_DEFAULT_SPIN_NS,
+  RingPump,
+  type RingPumpEvents,
+  type RingPumpOptions,
+  type RingPumpWake,
+  ringPumpSupported,
+} from './ring-pump.js';
+export {
   XENSTORE_CONNECTED,
   XENSTORE_DOMAIN_INTERFACE,
   XENSTORE_ERROR_COMM,

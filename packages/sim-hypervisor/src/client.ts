@@ -249,15 +249,23 @@ export class HypervisorClient extends EventEmitter<{ close: [] }> {
 
   // ---- event channels ------------------------------------------------------------------------
 
-  /** Opens an event-channel handle: the simulator's `open("/dev/xen/evtchn")`. */
-  async openEventHandle(): Promise<SimEventHandle> {
+  /**
+   * Opens an event-channel handle: the simulator's `open("/dev/xen/evtchn")`. With
+   * `listen: false` nothing in JS reads its doorbell (a native pump waits on it instead).
+   */
+  async openEventHandle(options: { listen?: boolean } = {}): Promise<SimEventHandle> {
     const { handle, doorbell } = await this.request<{ handle: number; doorbell: string }>(
       'evtchn.openHandle',
     );
     const own = this.eventFile(this.domid);
     if (!own) throw new SimHypervisorError('ESRCH', `domain ${this.domid} has no event file`);
-    const eventHandle = new SimEventHandle(this, handle, doorbell, own, () =>
-      this.handles.delete(eventHandle),
+    const eventHandle = new SimEventHandle(
+      this,
+      handle,
+      doorbell,
+      own,
+      () => this.handles.delete(eventHandle),
+      options.listen !== false,
     );
     this.handles.add(eventHandle);
     return eventHandle;

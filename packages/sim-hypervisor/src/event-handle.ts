@@ -20,7 +20,8 @@ export class SimEventHandle {
   private readonly own: EventFile;
   private readonly masks = new Int32Array(PENDING_WORDS);
   private readonly ports = new Set<number>();
-  private readonly reader: net.Socket;
+  /** Null when nothing in JS reads the doorbell (a native pump does). */
+  private readonly reader: net.Socket | null;
   private readonly doorbellPath: string;
   private readonly onDetach: () => void;
   private scanQueued = false;
@@ -33,17 +34,31 @@ export class SimEventHandle {
     doorbell: string,
     own: EventFile,
     onDetach: () => void,
+    listen = true,
   ) {
     this.client = client;
     this.id = id;
     this.own = own;
     this.doorbellPath = doorbell;
     this.onDetach = onDetach;
+    if (!listen) {
+      this.reader = null;
+      return;
+    }
     // Read and write, so the FIFO never reports end-of-file when notifiers come and go.
     const fd = fs.openSync(doorbell, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
     this.reader = new net.Socket({ fd, readable: true, writable: false });
     this.reader.on('data', () => this.scan());
     this.reader.on('error', () => {});
+  }
+
+  /**
+   * Whether this handle reads its doorbell and pending bits in JS. A handle opened with
+   * `listen: false` leaves both to whoever waits natively (a ring pump of @xencons/native), and
+   * never calls `onPending`.
+   */
+  get listening(): boolean {
+    return this.reader !== null;
   }
 
   get closed(): boolean {
@@ -120,11 +135,11 @@ export class SimEventHandle {
 
   /** Whether the doorbell keeps the event loop alive. */
   ref(): void {
-    this.reader.ref();
+    this.reader?.ref();
   }
 
   unref(): void {
-    this.reader.unref();
+    this.reader?.unref();
   }
 
   /** Closes every port of this handle and the handle itself. */
@@ -140,7 +155,7 @@ export class SimEventHandle {
   detach(): void {
     if (this.closedFlag) return;
     this.closedFlag = true;
-    this.reader.destroy();
+    this.reader?.destroy();
     this.ports.clear();
     this.masks.fill(0);
     this.onDetach();
@@ -185,7 +200,7 @@ export class SimEventHandle {
   }
 
   private scan(): void {
-    if (this.closedFlag) return;
+    if (this.closedFlag || this.reader === null) return;
     const ports: number[] = [];
     for (let index = 0; index < PENDING_WORDS; index++) {
       const mask = this.masks[index] ?? 0;

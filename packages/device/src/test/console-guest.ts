@@ -30,6 +30,7 @@ async function primaryStream(): Promise<void> {
   const recv = Number(env.RECV);
   const seedOut = Number(env.SEED_OUT);
   const seedIn = Number(env.SEED_IN);
+  log(`pumped ${stream.pumped}`);
   stream.on('error', (err) => log(`console error ${err.message}`));
   const reading = new Promise<string>((resolve) => {
     const hash = createHash('sha256');
@@ -146,6 +147,9 @@ async function vanish(): Promise<void> {
     await writeAsync(stream, patternBytes(seed, at, n));
     at += n;
     if (at >= after) {
+      // A native pump may still hold written bytes on their way to the ring: let them arrive
+      // (dom0 is reading), so everything up to `after` is in the ring when we go.
+      while (stream.bytesOut < at) await new Promise((resolve) => setTimeout(resolve, 1));
       // Mid-write: the next chunk is half in the ring when we go.
       stream.write(patternBytes(seed, at, 3000));
       process.kill(process.pid, 'SIGKILL');
