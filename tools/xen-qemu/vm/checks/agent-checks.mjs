@@ -240,6 +240,8 @@ await check('agent-no-secret', async () => {
   const log1 = readText(`${daemon.logDir}/guest-${guest}-1.log`);
   expect(log1.includes('Login incorrect'), `guest-${guest}-1.log lacks the dialogue`);
   note(`searched ${sources.length} transcripts and logs (${sources.map(([w]) => w).join(', ')})`);
+  // Checked free of both passwords just above.
+  if (clients.length > 0) note(`console 1 as dom0 saw it: '${tail(clients[0].text(), 500)}'`);
 });
 
 await check('agent-debug', async () => {
