@@ -59,9 +59,23 @@ struct ByteQueue {
 }
 
 impl ByteQueue {
-    fn new(cap: usize) -> ByteQueue {
-        let buf = Box::into_raw(vec![0u8; cap].into_boxed_slice()) as *mut u8;
-        ByteQueue { buf, cap, head: AtomicU64::new(0), tail: AtomicU64::new(0) }
+    /// Anonymous memory of its own: pages become resident only once bytes pass through them
+    /// (a heap allocation would be zeroed, and resident, at once: 500 idle consoles add up).
+    fn new(cap: usize) -> Result<ByteQueue> {
+        let p = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                cap,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Error::last_os("mmap"));
+        }
+        Ok(ByteQueue { buf: p as *mut u8, cap, head: AtomicU64::new(0), tail: AtomicU64::new(0) })
     }
 
     fn len(&self) -> usize {
@@ -135,8 +149,7 @@ impl ByteQueue {
 
 impl Drop for ByteQueue {
     fn drop(&mut self) {
-        // SAFETY: made by Box::into_raw of a boxed slice of exactly `cap` bytes.
-        unsafe { drop(Box::from_raw(ptr::slice_from_raw_parts_mut(self.buf, self.cap))) };
+        unsafe { libc::munmap(self.buf as *mut c_void, self.cap) };
     }
 }
 
@@ -147,6 +160,8 @@ const MAX_PORTS: u32 = 4096;
 const PENDING_WORD: usize = 512 / 4;
 const ROUTE_WORD: usize = 1024 / 4;
 const ATTACH_WORD: usize = ROUTE_WORD + MAX_PORTS as usize;
+/// A bit per port, set while a native waiter of that port is awake (see `SimChannel::awake`).
+const POLLING_WORD: usize = ATTACH_WORD + MAX_PORTS as usize;
 const DEAD_WORD: usize = 3;
 
 /// A domain's event file of the simulated host, mapped by this thread.
@@ -220,12 +235,29 @@ impl SimChannel {
             }
             &self.remote.as_ref().expect("set above").1
         };
-        file.word(PENDING_WORD + (rport >> 5) as usize).fetch_or(1 << (rport & 31), Ordering::SeqCst);
+        let bit = 1 << (rport & 31);
+        file.word(PENDING_WORD + (rport >> 5) as usize).fetch_or(bit, Ordering::SeqCst);
+        // Awake: it looks at the ring again before it sleeps, so the doorbell would be wasted.
+        if file.word(POLLING_WORD + (rport >> 5) as usize).load(Ordering::SeqCst) & bit != 0 {
+            return;
+        }
         let handle = file.word(ATTACH_WORD + rport as usize).load(Ordering::SeqCst) as u32;
         if handle == 0 || handle == self.handle {
             return;
         }
         self.ring(handle);
+    }
+
+    /// Says whether this waiter is awake: notifiers skip the doorbell while it is. Cleared
+    /// before the last look at the ring and the sleep, so no notification goes unrung.
+    fn awake(&self, awake: bool) {
+        let word = self.own.word(POLLING_WORD + (self.port >> 5) as usize);
+        let bit = 1 << (self.port & 31);
+        if awake {
+            word.fetch_or(bit, Ordering::SeqCst);
+        } else {
+            word.fetch_and(!bit, Ordering::SeqCst);
+        }
     }
 
     fn ring(&mut self, handle: u32) {
@@ -299,6 +331,13 @@ impl Channel {
             // A failure (the port went away) is the owner's business: it is tearing down.
             Channel::Linux { fd, port } => drop(xen::evtchn_notify(*fd, *port)),
             Channel::Sim(s) => s.notify(),
+        }
+    }
+
+    /// Awake or about to sleep (the simulated host's doorbell skip; Linux has its masking).
+    fn awake(&self, awake: bool) {
+        if let Channel::Sim(s) = self {
+            s.awake(awake);
         }
     }
 
@@ -481,8 +520,10 @@ fn run(inner: &Inner) {
     let mut budget = inner.spin_ns;
     let mut sleeps_without_spin = 0u32;
     let half_ring = (inner.rx.size() / 2) as usize;
+    inner.channel().awake(true);
     loop {
         if inner.stop.load(Ordering::Acquire) {
+            inner.channel().awake(false);
             return;
         }
         // The peer may have written before we started: the first pass looks at once.
@@ -491,6 +532,7 @@ fn run(inner: &Inner) {
             Err(event) => {
                 inner.broken.store(event, Ordering::SeqCst);
                 inner.signal(event);
+                inner.channel().awake(false);
                 return;
             }
         };
@@ -567,11 +609,16 @@ fn run(inner: &Inner) {
         }
         inner.rx_blocked.store(inner.rxq.free() == 0, Ordering::SeqCst);
         inner.sleeping.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        inner.channel().take_pending();
+        {
+            let mut chan = inner.channel();
+            chan.awake(false);
+            fence(Ordering::SeqCst);
+            chan.take_pending();
+        }
         if inner.has_work() {
             inner.sleeping.store(false, Ordering::SeqCst);
             inner.rx_blocked.store(false, Ordering::SeqCst);
+            inner.channel().awake(true);
             continue;
         }
         inner.sleeps.fetch_add(1, Ordering::Relaxed);
@@ -580,6 +627,7 @@ fn run(inner: &Inner) {
         // Held bytes bound the sleep: JS hears of them within HOLD_NS.
         let timeout = if held.is_some() { 1 } else { -1 };
         let r = unsafe { libc::poll(pfds.as_mut_ptr(), 2, timeout) };
+        inner.channel().awake(true);
         inner.sleeping.store(false, Ordering::SeqCst);
         inner.rx_blocked.store(false, Ordering::SeqCst);
         if r == 0 {
@@ -761,6 +809,8 @@ pub fn start(
         map::unpin(pin);
         e
     };
+    let rxq = ByteQueue::new(config.rx_capacity).map_err(fail)?;
+    let txq = ByteQueue::new(config.tx_capacity).map_err(fail)?;
     let name = env.string("xencons ring pump").map_err(fail)?;
     let mut tsfn = ptr::null_mut();
     let st = unsafe {
@@ -783,8 +833,8 @@ pub fn start(
         rx,
         tx,
         chan: Mutex::new(chan),
-        rxq: ByteQueue::new(config.rx_capacity),
-        txq: ByteQueue::new(config.tx_capacity),
+        rxq,
+        txq,
         spin_ns: config.spin_ns,
         stop: AtomicBool::new(false),
         sleeping: AtomicBool::new(false),

@@ -20,7 +20,14 @@ const HEADER_WORDS = { magic: 0, version: 1, domid: 2, dead: 3 } as const;
 const PENDING_OFFSET = 512;
 const ROUTE_OFFSET = 1024;
 const ATTACH_OFFSET = ROUTE_OFFSET + MAX_PORTS * 4;
-export const EVENT_FILE_SIZE = 36864; // ATTACH_OFFSET + MAX_PORTS * 4, rounded up to whole pages
+/**
+ * A bit per port, set while a native waiter of that port (the ring pump of @xencons/native) is
+ * awake: it clears the bit before its last look at the ring and its sleep, so a notifier that
+ * finds the bit set may skip the doorbell. JS handles never set it; the hypervisor clears it
+ * whenever a port is given to a handle, so a waiter that died awake cannot silence a port.
+ */
+const POLLING_OFFSET = ATTACH_OFFSET + MAX_PORTS * 4;
+export const EVENT_FILE_SIZE = 36864; // POLLING_OFFSET + MAX_PORTS / 8, rounded up to whole pages
 export const PENDING_WORDS = MAX_PORTS / 32;
 
 export class EventFile {
@@ -30,6 +37,7 @@ export class EventFile {
   private readonly pendingWords: Int32Array;
   private readonly routes: Int32Array;
   private readonly attaches: Int32Array;
+  private readonly polling: Int32Array;
 
   private constructor(path: string, buffer: ArrayBuffer) {
     this.path = path;
@@ -38,6 +46,7 @@ export class EventFile {
     this.pendingWords = new Int32Array(buffer, PENDING_OFFSET, PENDING_WORDS);
     this.routes = new Int32Array(buffer, ROUTE_OFFSET, MAX_PORTS);
     this.attaches = new Int32Array(buffer, ATTACH_OFFSET, MAX_PORTS);
+    this.polling = new Int32Array(buffer, POLLING_OFFSET, PENDING_WORDS);
   }
 
   /** Creates (or truncates) the file for `domid` and maps it. */
@@ -103,6 +112,15 @@ export class EventFile {
 
   clearPending(port: number): void {
     Atomics.and(this.pendingWords, port >>> 5, ~(1 << (port & 31)));
+  }
+
+  /** Whether a native waiter of `port` is awake (a notify then needs no doorbell). */
+  isPolling(port: number): boolean {
+    return (Atomics.load(this.polling, port >>> 5) & (1 << (port & 31))) !== 0;
+  }
+
+  clearPolling(port: number): void {
+    Atomics.and(this.polling, port >>> 5, ~(1 << (port & 31)));
   }
 
   route(port: number): number {

@@ -127,6 +127,8 @@ export class SimEventHandle {
       route.domid === this.client.domid ? this.own : this.client.eventFile(route.domid);
     if (!remote) return;
     remote.setPending(route.port);
+    // A native waiter that is awake looks at the ring before it sleeps: no doorbell needed.
+    if (remote.isPolling(route.port)) return;
     const handle = remote.attachedHandle(route.port);
     if (handle === 0) return;
     if (handle === this.id) this.queueScan();

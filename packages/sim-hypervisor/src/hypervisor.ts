@@ -612,6 +612,7 @@ export class Hypervisor {
     const state = domain.ports.get(port);
     if (!state) return;
     state.handle = handle;
+    domain.events.clearPolling(port);
     domain.events.setAttached(port, handle);
     // A notify that raced the attach set the pending bit but may have seen no handle to ring.
     if (handle !== 0 && domain.events.isPending(port)) this.doorbells.ring(handle);
