@@ -38,6 +38,30 @@ native.describe('the simulated backend', () => {
     scratch.remove();
   });
 
+  it('openNativeHandle: a handle whose doorbell JS never reads, with what a native waiter needs', async () => {
+    const guest = await dom0.createDomain({ name: 'n' });
+    const { port: guestPort } = await dom0.allocUnboundFor(guest.domid, 0);
+    const shared = await openSimEventChannels(dom0);
+    expect(shared.nativeWake).toBeUndefined();
+    const own = await shared.openNativeHandle();
+    expect(own.nativeWake).toMatchObject({ kind: 'sim', dir, domid: 0 });
+    const local = await own.bindInterdomain(guest.domid, guestPort);
+    const heard: number[] = [];
+    own.onEvent((port) => heard.push(port));
+    const hc = await connectHypervisor({ dir, domid: guest.domid, token: guest.token });
+    const g = await openSimEventChannels(hc, { ownsConnection: true });
+    await g.attach(guestPort);
+    g.notify(guestPort);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(heard).toEqual([]); // left to the native waiter
+    // The port is ours all the same: notify and unbind work through it.
+    own.notify(local);
+    await own.close();
+    expect(own.ports.size).toBe(0);
+    await g.close();
+    await shared.close();
+  });
+
   it('attach: a guest takes over the port the toolstack allocated, with the events already pending', async () => {
     const guest = await dom0.createDomain({ name: 'g' });
     const { port: guestPort } = await dom0.allocUnboundFor(guest.domid, 0);
