@@ -413,6 +413,28 @@ export function clientSuite(start: () => Promise<TestServer>): void {
       expect(reads.every((v, i) => v === `v${i % 200}`)).toBe(true);
     });
 
+    it('clients of one process share a read buffer: values they keep stay intact', async () => {
+      const p = fresh();
+      const other = await openXenstore({ socketPath: server.socketPath });
+      try {
+        const big = (c: string) => c.repeat(4000);
+        await xs.write(`${p}/x`, big('x'));
+        await other.write(`${p}/y`, big('y'));
+        // Replies of both connections (several reads each, frames split across them) land in
+        // the same buffer in turns; every value read must still be its own.
+        const kept = await Promise.all(
+          Array.from({ length: 40 }, (_, i) =>
+            i % 2 === 0 ? xs.read(`${p}/x`) : other.read(`${p}/y`),
+          ),
+        );
+        kept.forEach((v, i) => {
+          expect(Buffer.from(v).toString('latin1')).toBe(big(i % 2 === 0 ? 'x' : 'y'));
+        });
+      } finally {
+        await other.close();
+      }
+    });
+
     it('cork/uncork batches requests and still answers each', async () => {
       const p = fresh();
       xs.cork();

@@ -49,6 +49,34 @@ describe('connections never take the daemon down', () => {
     expect(xsd.daemon.stats().protocolErrors).toBe(1);
   });
 
+  it('socket peers reading into one shared buffer keep their partial requests apart', async () => {
+    const a = await socketClient();
+    const b = await socketClient();
+    const c = await socketClient();
+    const fa = a.frame(XsType.WRITE, `/shared/a\0${'a'.repeat(3000)}`);
+    const fb = b.frame(XsType.WRITE, `/shared/b\0${'b'.repeat(3000)}`);
+    const ra = a.replyTo(fa);
+    const rb = b.replyTo(fb);
+    // Parts of both requests arrive in turns, each read into the same buffer (a round trip of a
+    // third peer in between lets the daemon read the part before the next is sent).
+    const parts: [TestClient, Buffer][] = [
+      [a, fa.subarray(0, 1500)],
+      [b, fb.subarray(0, 10)],
+      [a, fa.subarray(1500, 1510)],
+      [b, fb.subarray(10, 2000)],
+      [a, fa.subarray(1510)],
+      [b, fb.subarray(2000)],
+    ];
+    for (const [peer, bytes] of parts) {
+      peer.stream.write(bytes);
+      expect(await c.read('/tool/xenstored')).toBe('');
+    }
+    expect((await ra).text).toBe('OK\0');
+    expect((await rb).text).toBe('OK\0');
+    expect(await c.read('/shared/a')).toBe('a'.repeat(3000));
+    expect(await c.read('/shared/b')).toBe('b'.repeat(3000));
+  });
+
   it('a payload of exactly 4096 bytes is accepted', async () => {
     const c = await socketClient();
     const value = 'v'.repeat(4096 - '/max\0'.length);

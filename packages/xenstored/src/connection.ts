@@ -30,6 +30,11 @@ export interface ConnectionInit {
    * `outstanding` quota of unprivileged domains); 0 for no limit.
    */
   readonly maxOutstanding?: number;
+  /**
+   * Bytes arrive through {@link Connection.receive} instead of the stream's `data` events (a
+   * socket that reads into one shared buffer); the stream is still written, paused and resumed.
+   */
+  readonly fedByCaller?: boolean;
 }
 
 /** What the daemon does with a connection's traffic. */
@@ -120,7 +125,7 @@ export class Connection {
       peer: init.label,
       copyPayloads: false,
     });
-    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    if (init.fedByCaller !== true) stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('end', () => this.close('peer closed the connection'));
     stream.on('close', () => this.close('stream closed'));
     stream.on('error', (err: Error) => this.close(`stream error: ${err.message}`));
@@ -180,7 +185,15 @@ export class Connection {
     this.#handler.closed(this, reason);
   }
 
-  #onData(chunk: Buffer): void {
+  /**
+   * Takes bytes read from the peer (for a connection `fedByCaller`). The chunk is only read
+   * during the call: requests are handled at once, and bytes of an incomplete one are copied.
+   */
+  receive(chunk: Uint8Array): void {
+    this.#onData(chunk);
+  }
+
+  #onData(chunk: Uint8Array): void {
     if (this.closed) return;
     // Replies to this chunk's requests leave in one write at its end, without a microtask.
     this.#inData = true;
@@ -262,11 +275,18 @@ export class Connection {
     }
     let replies = 0;
     if (this.#maxOutstanding > 0) for (const k of this.#queueKeys) if (k === null) replies++;
-    this.#queue = [];
-    this.#queueKeys = [];
-    this.#queueTimes = [];
+    if (this.#queue.length === 1) {
+      // The usual single reply: the arrays are kept for the next (no allocation per reply).
+      this.#queue.pop();
+      this.#queueKeys.pop();
+      this.#queueTimes.pop();
+    } else {
+      this.#queue = [];
+      this.#queueKeys = [];
+      this.#queueTimes = [];
+    }
     this.#queuedBytes = 0;
-    this.#queuedEvents.clear();
+    if (this.#queuedEvents.size > 0) this.#queuedEvents.clear();
     this.#handler.traceOut?.(this, out);
     const ok =
       replies > 0 ? this.#stream.write(out, () => this.#written(replies)) : this.#stream.write(out);

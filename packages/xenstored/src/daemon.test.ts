@@ -592,20 +592,37 @@ describe('polling after requests (spinMicros)', () => {
     expect(xsd.daemon.polling).toBe(false);
   });
 
-  it('stops polling for a while once it finds itself held up', async () => {
+  it('pauses polling when it finds itself held up, longer while that recurs', async () => {
     await xsd.close();
     await start({ spinMicros: 50_000 });
     const d0 = as(0);
-    await Promise.all([d0.read('/tool'), d0.read('/tool'), d0.read('/tool')]);
-    expect(xsd.daemon.polling).toBe(true);
+    const stream = () => Promise.all([d0.read('/tool'), d0.read('/tool'), d0.read('/tool')]);
     // The process does not get to run for 5 ms (as when the CPUs are taken by others).
-    const until = performance.now() + 5;
-    while (performance.now() < until) {}
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setImmediate(r));
+    const heldUp = async () => {
+      const until = performance.now() + 5;
+      while (performance.now() < until) {}
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+    };
+    await stream();
+    expect(xsd.daemon.polling).toBe(true);
+    await heldUp();
     expect(xsd.daemon.polling).toBe(false);
-    await Promise.all([d0.read('/tool'), d0.read('/tool'), d0.read('/tool')]);
+    expect(xsd.daemon.stats().pollingPauses).toBe(1);
+    const first = xsd.daemon.pollingPauseMs;
+    // A lone hold-up pauses briefly (not the second it once was): polling comes back.
+    expect(first).toBeGreaterThan(0);
+    expect(first).toBeLessThan(1000);
+    const deadline = Date.now() + 5000;
+    while (!xsd.daemon.polling && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, first));
+      await stream();
+    }
+    expect(xsd.daemon.polling).toBe(true);
+    // Held up again soon after: a longer pause.
+    await heldUp();
     expect(xsd.daemon.polling).toBe(false);
+    expect(xsd.daemon.pollingPauseMs).toBeGreaterThan(first);
   });
 });
 

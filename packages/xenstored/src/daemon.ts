@@ -102,6 +102,10 @@ export interface XenstoredOptions {
 /** "Spin briefly, then sleep" (DESIGN.md): the default polling window after a request, µs. */
 export const DEFAULT_SPIN_MICROS = 50;
 
+/** Polling pauses after the process was held up: the first (ms), and the longest. */
+const SPIN_PAUSE_MIN_MS = 10;
+const SPIN_PAUSE_MAX_MS = 1000;
+
 /** A domain as the daemon knows it (cxenstored's `struct domain`). */
 export interface DomainState {
   readonly domid: number;
@@ -174,7 +178,9 @@ export class Xenstored implements ConnectionHandler {
   #lastRequestAt = Number.NEGATIVE_INFINITY;
   /** When the polling loop last ran, and until when polling is off after it was held up. */
   #spinTick = 0;
-  #spinPausedUntil = 0;
+  #spinPausedUntil = Number.NEGATIVE_INFINITY;
+  /** The pause after the latest hold-up (ms): doubles while hold-ups recur, else starts over. */
+  #spinPauseMs = 0;
   #stopped = false;
   readonly #stats = {
     requests: 0,
@@ -215,7 +221,7 @@ export class Xenstored implements ConnectionHandler {
    */
   attach(
     stream: Duplex,
-    init: { kind: ConnectionKind; domid?: number; label?: string },
+    init: { kind: ConnectionKind; domid?: number; label?: string; fedByCaller?: boolean },
   ): Connection {
     const domid = (init.domid ?? 0) >>> 0;
     const privileged = init.kind === 'socket' || domid === 0 || domid === this.privilegedDomid;
@@ -229,6 +235,7 @@ export class Xenstored implements ConnectionHandler {
         maxOutputBytes: this.#maxOutput,
         eventTimeoutMs: this.#eventTimeout,
         maxOutstanding: privileged ? 0 : this.quotas.outstanding,
+        fedByCaller: init.fedByCaller === true,
       },
       this,
     );
@@ -423,12 +430,24 @@ export class Xenstored implements ConnectionHandler {
     return this.#spinning;
   }
 
+  /** How long (ms) polling pauses after the latest hold-up; 0 before the first. */
+  get pollingPauseMs(): number {
+    return this.#spinPauseMs;
+  }
+
   readonly #spin = (): void => {
     const now = performance.now();
     // A turn of the loop that took over a millisecond means this process was not running:
-    // the CPUs are contended, and polling would take time from the clients. Stop for a second.
+    // the CPUs are contended, and polling would take time from the clients. Stop for a while.
     if (now - this.#spinTick > 1) {
-      this.#spinPausedUntil = now + 1000;
+      // A lone hiccup (a page fault, another process's time slice) costs a short pause only;
+      // hold-ups that come back within a second of the last pause double it, up to a second,
+      // so a machine that stays busy is left alone.
+      const recurring = now - this.#spinPausedUntil < SPIN_PAUSE_MAX_MS;
+      this.#spinPauseMs = recurring
+        ? Math.min(SPIN_PAUSE_MAX_MS, Math.max(SPIN_PAUSE_MIN_MS, this.#spinPauseMs * 2))
+        : SPIN_PAUSE_MIN_MS;
+      this.#spinPausedUntil = now + this.#spinPauseMs;
       this.#stats.pauses++;
     }
     this.#spinTick = now;
@@ -507,7 +526,9 @@ export class Xenstored implements ConnectionHandler {
 
   message(conn: Connection, msg: XsMessage): void {
     this.#stats.requests++;
-    const payload = Buffer.from(msg.payload.buffer, msg.payload.byteOffset, msg.payload.length);
+    const p = msg.payload;
+    // A socket's payloads are Buffers already (views of what was read); a ring's may not be.
+    const payload = Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.length);
     if (this.#trace !== undefined && this.#tracing) this.#traceIo('IN', conn, msg.type, payload);
     if (diagnostics.hasSubscribers)
       diagnostics.publish({

@@ -1,5 +1,5 @@
 import { chmodSync, createWriteStream, lstatSync, unlinkSync, type WriteStream } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, Socket, type SocketConstructorOpts } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { XenconsError } from '@xencons/errors';
 import type { Connection } from './connection.js';
@@ -58,11 +58,19 @@ export async function startXenstored(options: StartOptions = {}): Promise<Runnin
   const sockets = new Set<Socket>();
   if (socketPath !== undefined) {
     removeStaleSocket(socketPath);
-    server = createServer({ allowHalfOpen: false }, (socket) => {
-      socket.setNoDelay?.(true);
+    server = createServer({ allowHalfOpen: false, pauseOnConnect: true }, (accepted) => {
+      let conn: Connection | undefined;
+      const fed = readingIntoSharedBuffer(accepted, (bytes) => conn?.receive(bytes));
+      const socket = fed ?? accepted;
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
-      daemon.attach(socket, { kind: 'socket', domid: 0, label: 'socket' });
+      conn = daemon.attach(socket, {
+        kind: 'socket',
+        domid: 0,
+        label: 'socket',
+        fedByCaller: fed !== undefined,
+      });
+      if (fed === undefined) socket.resume();
     });
     await new Promise<void>((resolve, reject) => {
       server!.once('error', (err) =>
@@ -114,4 +122,48 @@ function removeStaleSocket(path: string): void {
   } catch {
     // absent: nothing to remove
   }
+}
+
+/**
+ * One buffer every socket connection reads into: a connection handles a read at once (and copies
+ * the bytes of an incomplete request), so nothing refers to it after the callback.
+ */
+const sharedReadBuffer = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * The accepted (paused) socket as a socket that reads into {@link sharedReadBuffer} and hands
+ * each read to `receive` (`net.Socket`'s `onread`): no buffer, stream chunk or `data` event per
+ * read. `net.Server` has no `onread` option, so the accepted socket's handle moves to a new
+ * Socket; undefined (the accepted socket stays in use) where that handle cannot be reached.
+ */
+function readingIntoSharedBuffer(
+  accepted: Socket,
+  receive: (bytes: Uint8Array) => void,
+): Socket | undefined {
+  const holder = accepted as unknown as { _handle?: object | null };
+  const handle = holder._handle;
+  if (handle === null || typeof handle !== 'object') return undefined;
+  let socket: Socket;
+  try {
+    socket = new Socket({
+      handle,
+      allowHalfOpen: false,
+      readable: true,
+      writable: true,
+      onread: {
+        buffer: sharedReadBuffer,
+        callback: (n: number, buf: Uint8Array) => {
+          receive(buf.subarray(0, n));
+          return true;
+        },
+      },
+    } as SocketConstructorOpts);
+  } catch {
+    return undefined;
+  }
+  // The accepted socket lets go of the handle and ends without closing it (which also ends the
+  // server's count of it, so `server.close()` does not wait for it).
+  holder._handle = null;
+  accepted.destroy();
+  return socket;
 }

@@ -64,6 +64,12 @@ export class TestClient {
     return p;
   }
 
+  /** The reply to a request sent as raw bytes (see {@link frame}; its req_id at offset 4). */
+  replyTo(frame: Buffer): Promise<Reply> {
+    const reqId = frame.readUInt32LE(4);
+    return new Promise<Reply>((resolve) => this.#pending.set(reqId, resolve));
+  }
+
   /** Reply text, or `ERR:<errno>` for an error reply. */
   async call(type: number, payload: string, txId = 0): Promise<string> {
     const r = await this.request(type, payload, txId);

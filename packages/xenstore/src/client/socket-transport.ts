@@ -40,13 +40,26 @@ export function socketTransport(path: string = xenstoredSocketPath()): XsTranspo
   };
 }
 
+/** What every socket connection reads into; see {@link XsTransportSink.data}. */
+const sharedReadBuffer = Buffer.allocUnsafe(64 * 1024);
+
 /** Connection attempts on EAGAIN (full listen backlog) before giving up, about 2 s in all. */
 const CONNECT_EAGAIN_RETRIES = 60;
 
 function connectOnce(path: string, sink: XsTransportSink): Promise<XsTransportConnection> {
   return new Promise((resolve, reject) => {
-    const socket: Socket = createConnection({ path });
-    socket.setNoDelay?.(true);
+    // Reads land in one buffer shared by every connection (no buffer or stream chunk per read):
+    // the client decodes each read at once and copies what it keeps.
+    const socket: Socket = createConnection({
+      path,
+      onread: {
+        buffer: sharedReadBuffer,
+        callback: (n: number, buf: Uint8Array) => {
+          sink.data(buf.subarray(0, n));
+          return true;
+        },
+      },
+    });
     let open = false;
     let closedByUs = false;
     let lastError: Error | undefined;
@@ -60,7 +73,6 @@ function connectOnce(path: string, sink: XsTransportSink): Promise<XsTransportCo
         },
       });
     });
-    socket.on('data', (chunk: Buffer) => sink.data(chunk));
     socket.on('drain', () => sink.drain());
     socket.on('error', (err) => {
       lastError = err;

@@ -1,6 +1,9 @@
 /** What a transport hands the client: bytes in, close notifications, write readiness. */
 export interface XsTransportSink {
-  /** Bytes from the server (any chunking). */
+  /**
+   * Bytes from the server (any chunking). The chunk is only valid during the call: a transport
+   * may read the next bytes into the same memory, so keep a copy of anything kept.
+   */
   data(chunk: Uint8Array): void;
   /** The connection ended; `error` is set unless it was closed on purpose. */
   closed(error: Error | undefined): void;

@@ -79,6 +79,30 @@ async function startOurs(dir: string): Promise<Daemon> {
   return { name: 'xencons-xenstored', socket, stop: stopper(child) };
 }
 
+/**
+ * tools/bench/c/xs-floor.c on a socket in `dir`: a server that answers every request without a
+ * tree, the floor under any xenstore daemon. `sleep` blocks between requests (one wake-up each,
+ * as cxenstored); `poll` polls for `spinMicros` after each reply, as xencons-xenstored does.
+ */
+export async function startFloor(
+  dir: string,
+  mode: 'sleep' | 'poll',
+  spinMicros = 50,
+): Promise<Daemon> {
+  const bin = join(dir, 'xs-floor');
+  if (!existsSync(bin)) gcc(bin, [join(repoRoot(), 'tools/bench/c/xs-floor.c')]);
+  const socket = join(dir, `floor-${mode}.sock`);
+  const child = spawn(bin, [socket, mode, String(spinMicros)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  await waitForSocket(child, socket, () => err);
+  return { name: `floor-${mode}`, socket, stop: stopper(child) };
+}
+
 /** Debian's C xenstored 4.17 through the fake-xen shim, on a socket in `dir` (throws if not). */
 export async function startCxenstored(dir: string): Promise<Daemon> {
   return startC(dir, repoRoot());

@@ -7,12 +7,14 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { encodeMessage, XsDecoder, XsType } from '@xencons/xenstore';
 import type { Bench, BenchOptions, BenchResult } from '../result.js';
-import { type Daemon as CDaemon, startCxenstored } from './xenstore.js';
+import { type Daemon as CDaemon, startCxenstored, startFloor } from './xenstore.js';
 
 // The reference daemon as Xen's tools see it, run as its own process (`xencons-xenstored`):
 //  - Xen's test-xenstore (Debian xen-utils-4.17) `-t "read 1" -i N` and `-t "write 1" -i N`:
 //    the average time of one libxenstore request round trip. Target ≤ 30 µs. Debian's C xenstored
-//    (through the fake-xen shim) is measured in the same run, rounds alternating, for scale.
+//    (through the fake-xen shim) is measured in the same run, rounds alternating, for scale, and
+//    so is the floor under any daemon: tools/bench/c/xs-floor.c, which answers without a tree,
+//    once sleeping between requests (as cxenstored does) and once polling (as ours does).
 //  - VmRSS of the daemon after 100,000 nodes of 32-byte values were written. Target ≤ 100 MiB.
 
 const TEST_XENSTORE = '/usr/lib/xen-4.17/bin/test-xenstore';
@@ -208,6 +210,7 @@ async function* runXenstored(options: BenchOptions): AsyncIterable<BenchResult> 
   const dir = mkdtempSync(join(tmpdir(), 'xencons-bench-xenstored-'));
   let daemon: Daemon | undefined;
   let c: CDaemon | undefined;
+  const floors: CDaemon[] = [];
   try {
     daemon = await startDaemon(dir);
     if (existsSync(TEST_XENSTORE)) {
@@ -220,6 +223,17 @@ async function* runXenstored(options: BenchOptions): AsyncIterable<BenchResult> 
           `xenstored: no C xenstored for scale (${(err as Error).message}); ours only\n`,
         );
       }
+      // The floor under any daemon here: a C server that answers without a tree, sleeping
+      // between requests (as cxenstored) and polling 50 µs after each (as ours).
+      try {
+        for (const mode of ['sleep', 'poll'] as const) {
+          const f = await startFloor(dir, mode);
+          floors.push(f);
+          targets.push({ name: f.name, socket: f.socket });
+        }
+      } catch (err) {
+        process.stderr.write(`xenstored: no floor server (${(err as Error).message})\n`);
+      }
       yield* perOp(targets, options);
     } else {
       process.stderr.write(
@@ -228,12 +242,14 @@ async function* runXenstored(options: BenchOptions): AsyncIterable<BenchResult> 
     }
     await c?.stop();
     c = undefined;
+    for (const f of floors.splice(0)) await f.stop();
     await daemon.stop();
     // A fresh daemon for the memory figure, so the per-op runs leave nothing behind.
     daemon = await startDaemon(dir);
     yield* rss(daemon, options);
   } finally {
     await c?.stop();
+    for (const f of floors) await f.stop();
     await daemon?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
