@@ -143,7 +143,10 @@ describe('ConsoleHub', () => {
     });
     let openNew: (stream: Duplex) => void = () => {};
     const moved = hub.moveTo(
-      () => new Promise<Duplex>((resolve) => (openNew = resolve)),
+      () =>
+        new Promise<Duplex>((resolve) => {
+          openNew = resolve;
+        }),
       async () => {
         // Released: its last bytes arrive, then it ends (the hub must not close for that).
         first.stream.push('last old bytes\n');
