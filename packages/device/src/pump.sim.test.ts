@@ -138,7 +138,9 @@ requirement(
     });
     await eventually('the greeting', () => total >= 100);
     await eventually('the guest reports its stream', () => fx.guestLog(g).includes('pumped true'));
-    await new Promise((resolve) => setTimeout(resolve, 200)); // let both settle
+    // Let both settle: a pump gives its buffer's pages back one quiet second after the last
+    // bytes (one wake-up), then sleeps with no timeout.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
     const sleeps = con.stream.stats().pump!.sleeps;
     const ours = process.cpuUsage();
     const guest0 = cpuMs(g.pid!);

@@ -94,6 +94,7 @@ extern "C" {
         offset: i64,
     ) -> *mut c_void;
     pub fn munmap(addr: *mut c_void, len: usize) -> c_int;
+    pub fn madvise(addr: *mut c_void, len: usize, advice: c_int) -> c_int;
     pub fn ioctl(fd: c_int, request: IoctlRequest, ...) -> c_int;
     pub fn fcntl(fd: c_int, cmd: c_int, ...) -> c_int;
     pub fn close(fd: c_int) -> c_int;
@@ -170,6 +171,7 @@ pub const PROT_WRITE: c_int = 2;
 pub const MAP_SHARED: c_int = 1;
 pub const MAP_PRIVATE: c_int = 2;
 pub const MAP_ANONYMOUS: c_int = 0x20;
+pub const MADV_DONTNEED: c_int = 4;
 pub const MAP_FAILED: *mut c_void = !0usize as *mut c_void;
 
 pub const F_DUPFD_CLOEXEC: c_int = 1030;

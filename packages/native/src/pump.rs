@@ -114,6 +114,13 @@ impl ByteQueue {
         self.head.fetch_add(n as u64, Ordering::Release);
     }
 
+    /// Gives the pages back to the kernel (they read as zeros and cost nothing until written
+    /// again). Only the producer may call it, and only while the queue is empty: the consumer
+    /// then touches nothing.
+    fn release_pages(&self) {
+        unsafe { libc::madvise(self.buf as *mut c_void, self.cap, libc::MADV_DONTNEED) };
+    }
+
     /// Producer: copies as much of `src` as fits.
     unsafe fn put(&self, src: *const u8, len: usize) -> usize {
         let mut done = 0;
@@ -503,6 +510,9 @@ const HOLD_NS: u128 = 1_000_000;
 const MIN_SPIN_NS: u64 = 1_000;
 /// With spinning switched off by failures, one sleep in this many spins again to probe.
 const PROBE_EVERY: u32 = 32;
+/// A console quiet this long (ms) after bytes came in gives its receive buffer's pages back, so a
+/// daemon's idle consoles do not each keep what their last burst touched.
+const RELEASE_AFTER_MS: i32 = 1000;
 
 fn run(inner: &Inner) {
     let wake_fd = inner.channel().fd();
@@ -520,6 +530,8 @@ fn run(inner: &Inner) {
     let mut budget = inner.spin_ns;
     let mut sleeps_without_spin = 0u32;
     let half_ring = (inner.rx.size() / 2) as usize;
+    // rxq pages touched since they were last given back.
+    let mut rx_dirty = false;
     inner.channel().awake(true);
     loop {
         if inner.stop.load(Ordering::Acquire) {
@@ -543,6 +555,7 @@ fn run(inner: &Inner) {
             inner.bytes_out.fetch_add(moved_out as u64, Ordering::Relaxed);
         }
         if moved_in > 0 {
+            rx_dirty = true;
             streaming = moved_in >= half_ring;
             if held.is_none() {
                 held = Some(Instant::now());
@@ -624,9 +637,24 @@ fn run(inner: &Inner) {
         inner.sleeps.fetch_add(1, Ordering::Relaxed);
         pfds[0].revents = 0;
         pfds[1].revents = 0;
-        // Held bytes bound the sleep: JS hears of them within HOLD_NS.
-        let timeout = if held.is_some() { 1 } else { -1 };
+        // Held bytes bound the sleep (JS hears of them within HOLD_NS); touched buffer pages
+        // bound it once more (they are given back after a quiet second); otherwise no timeout.
+        let release = held.is_none() && rx_dirty;
+        let timeout = if held.is_some() {
+            1
+        } else if release {
+            RELEASE_AFTER_MS
+        } else {
+            -1
+        };
         let r = unsafe { libc::poll(pfds.as_mut_ptr(), 2, timeout) };
+        if r == 0 && release {
+            // A reader that paused keeps its bytes (and pages): try again after the next burst.
+            if inner.rxq.len() == 0 {
+                inner.rxq.release_pages();
+            }
+            rx_dirty = false;
+        }
         inner.channel().awake(true);
         inner.sleeping.store(false, Ordering::SeqCst);
         inner.rx_blocked.store(false, Ordering::SeqCst);
