@@ -1,7 +1,7 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
-import { makeTempDir } from '@xencons/test-utils';
+import { makeTempDir, waitUntil } from '@xencons/test-utils';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   Agent,
@@ -130,13 +130,8 @@ class FakeShell implements ShellLike {
   }
 }
 
-async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, what: string, ms = 5000) =>
+  waitUntil(check, what, ms, 5);
 
 const agents: Agent[] = [];
 afterEach(async () => {

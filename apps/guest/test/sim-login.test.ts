@@ -17,6 +17,7 @@ import {
   isRoot,
   makeTempDir,
   requirement,
+  waitUntil,
 } from '@xencons/test-utils';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ConsoleDaemon, type DaemonEvent } from '../../dom0/src/daemon/daemon.js';
@@ -43,13 +44,8 @@ const needs = requirement(
   missing(),
 );
 
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, what: string, ms = 20_000) =>
+  waitUntil(check, what, ms, 20);
 
 needs.describe('xencons-agent on the simulated host (root)', () => {
   const scratch = makeTempDir('xencons-agent-sim-');

@@ -1,18 +1,13 @@
 import { closeSync, readSync, writeSync } from 'node:fs';
 import { nativeUnavailableReason, requireNative } from '@xencons/native';
-import { requirement } from '@xencons/test-utils';
+import { requirement, waitUntil } from '@xencons/test-utils';
 import { expect, it } from 'vitest';
 import { type AgentConsole, TtyConsoleSource, TtyStream } from '../src/index.js';
 
 const needs = requirement('the native addon', nativeUnavailableReason());
 
-async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, what: string, ms = 5000) =>
+  waitUntil(check, what, ms, 5);
 
 /** A pty whose slave plays the console device and whose master plays dom0. */
 function ptyPair() {
