@@ -113,11 +113,10 @@ export class ConsoleStream extends RingDuplex {
     if (wake === undefined) {
       this.#pump = null;
     } else {
-      const port = init.port;
       this.#pump = new RingPump(
         init.rx,
         init.tx,
-        wake.kind === 'linux' ? { ...wake, port } : { ...wake, port },
+        { ...wake, port: init.port },
         {
           readable: () => this.#drain(),
           writable: () => this.#flush(),

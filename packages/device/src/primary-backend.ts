@@ -227,23 +227,31 @@ export async function openPrimaryConsoleBackend(
     await mapped.mapping.unmap().catch(() => {});
     throw connectError(label, `bind event channel ${remotePort}`, cause, { domid, remotePort });
   }
-  return new PrimaryConsoleBackend(
-    deps,
-    {
-      domid,
-      devid: 0,
-      frontendPath: nodes.frontendPath,
-      ttyPath: `${nodes.frontendPath}/tty`,
-      ringRef,
-      remotePort,
-      type: nodes.type,
-      limit,
-      limitNode: nodes.limit,
-      via: mapped.via,
-      nodes,
-    },
-    mapped.mapping,
-    localPort,
-    own,
-  );
+  try {
+    return new PrimaryConsoleBackend(
+      deps,
+      {
+        domid,
+        devid: 0,
+        frontendPath: nodes.frontendPath,
+        ttyPath: `${nodes.frontendPath}/tty`,
+        ringRef,
+        remotePort,
+        type: nodes.type,
+        limit,
+        limitNode: nodes.limit,
+        via: mapped.via,
+        nodes,
+      },
+      mapped.mapping,
+      localPort,
+      own,
+    );
+  } catch (cause) {
+    // The pump could not start (no thread, no eventfd): give everything back.
+    if (own !== null) await own.close().catch(() => {});
+    else await options.evtchn.unbind(localPort).catch(() => {});
+    await mapped.mapping.unmap().catch(() => {});
+    throw connectError(label, 'start the console stream', cause, { domid });
+  }
 }
