@@ -10,6 +10,7 @@ export { xsChannels } from './diagnostics.js';
 export { XsClientErrorCode } from './errors.js';
 export type { XsPayloadBuilder, XsRequestOptions } from './operations.js';
 export { XsOperations } from './operations.js';
+export { DEFAULT_POLL_MICROS, XsPoller } from './poller.js';
 export { type RingTransportOptions, ringTransport, type XsEventChannel } from './ring-transport.js';
 export {
   socketTransport,
