@@ -1,9 +1,11 @@
 import { channel } from 'node:diagnostics_channel';
 import type { Duplex } from 'node:stream';
 import {
+  DEFAULT_POLL_MICROS,
   XENSTORE_PAYLOAD_MAX,
   XENSTORE_REL_PATH_MAX,
   type XsMessage,
+  XsPoller,
   XsType,
 } from '@xencons/xenstore';
 import { atou } from './c-number.js';
@@ -93,18 +95,15 @@ export interface XenstoredOptions {
    * While requests stream in (the previous one less than 1 ms ago), the event loop polls for
    * this long (µs) after each instead of sleeping, so a client's next request is picked up
    * without a wake-up (about 10 µs less per request here). Every connection is still served in
-   * turn; the polling stops for a second when the process finds itself held up (CPUs busy), and
-   * an idle daemon never polls. 0 turns it off. Default {@link DEFAULT_SPIN_MICROS}.
+   * turn; the polling pauses (10 ms, doubling while it recurs, up to a second) when the process
+   * finds itself held up (CPUs busy), and an idle daemon never polls ({@link XsPoller}). 0 turns
+   * it off. Default {@link DEFAULT_SPIN_MICROS}.
    */
   spinMicros?: number;
 }
 
 /** "Spin briefly, then sleep" (DESIGN.md): the default polling window after a request, µs. */
-export const DEFAULT_SPIN_MICROS = 50;
-
-/** Polling pauses after the process was held up: the first (ms), and the longest. */
-const SPIN_PAUSE_MIN_MS = 10;
-const SPIN_PAUSE_MAX_MS = 1000;
+export const DEFAULT_SPIN_MICROS = DEFAULT_POLL_MICROS;
 
 /** A domain as the daemon knows it (cxenstored's `struct domain`). */
 export interface DomainState {
@@ -172,16 +171,7 @@ export class Xenstored implements ConnectionHandler {
   #trace: ((line: string) => void) | undefined;
   #tracing = true;
   readonly #traceFile: ((path: string) => void) | undefined;
-  readonly #spinMs: number;
-  #spinUntil = 0;
-  #spinning = false;
-  #lastRequestAt = Number.NEGATIVE_INFINITY;
-  /** When the polling loop last ran, and until when polling is off after it was held up. */
-  #spinTick = 0;
-  #spinPausedUntil = Number.NEGATIVE_INFINITY;
-  /** The pause after the latest hold-up (ms): doubles while hold-ups recur, else starts over. */
-  #spinPauseMs = 0;
-  #stopped = false;
+  readonly #poller: XsPoller;
   readonly #stats = {
     requests: 0,
     droppedSlowConnections: 0,
@@ -189,7 +179,6 @@ export class Xenstored implements ConnectionHandler {
     coalesced: 0,
     expired: 0,
     refused: 0,
-    pauses: 0,
   };
 
   constructor(options: XenstoredOptions = {}) {
@@ -201,7 +190,7 @@ export class Xenstored implements ConnectionHandler {
     this.#eventTimeout = options.watchEventTimeoutMs ?? 20_000;
     this.#trace = options.trace;
     this.#traceFile = options.traceFile;
-    this.#spinMs = Math.max(0, options.spinMicros ?? DEFAULT_SPIN_MICROS) / 1000;
+    this.#poller = new XsPoller(options.spinMicros ?? DEFAULT_SPIN_MICROS);
     // setup_structure: / → tool → xenstored, all owned by dom0 with `n0`.
     const n0: Perms = [{ id: 0, perms: PERM_NONE }];
     this.tree = new Tree(n0);
@@ -329,13 +318,13 @@ export class Xenstored implements ConnectionHandler {
       coalescedEvents: coalesced,
       expiredEvents: expired,
       refusedEvents: refused,
-      pollingPauses: this.#stats.pauses,
+      pollingPauses: this.#poller.pauses,
     };
   }
 
   /** Closes every connection (and stops polling). */
   closeAll(reason: string): void {
-    this.#stopped = true;
+    this.#poller.stop();
     for (const conn of [...this.connections]) conn.close(reason);
   }
 
@@ -406,57 +395,15 @@ export class Xenstored implements ConnectionHandler {
     if (this.#memoryFull(domid, add)) fail('ENOMEM');
   }
 
-  /**
-   * Keeps the event loop polling (a chain of immediates: every ready connection is still served
-   * in turn) until `spinMicros` after the latest request, then lets it sleep again. Only while
-   * requests come in a stream (the previous one less than a millisecond ago): a lone request
-   * costs no polling.
-   */
-  #keepAwake(): void {
-    if (this.#spinMs === 0 || this.#stopped) return;
-    const now = performance.now();
-    const streaming = now - this.#lastRequestAt < 1;
-    this.#lastRequestAt = now;
-    if (!streaming || now < this.#spinPausedUntil) return;
-    this.#spinUntil = now + this.#spinMs;
-    if (this.#spinning) return;
-    this.#spinning = true;
-    this.#spinTick = now;
-    setImmediate(this.#spin);
-  }
-
   /** True while the event loop is kept polling after requests (`spinMicros`). */
   get polling(): boolean {
-    return this.#spinning;
+    return this.#poller.polling;
   }
 
   /** How long (ms) polling pauses after the latest hold-up; 0 before the first. */
   get pollingPauseMs(): number {
-    return this.#spinPauseMs;
+    return this.#poller.pauseMs;
   }
-
-  readonly #spin = (): void => {
-    const now = performance.now();
-    // A turn of the loop that took over a millisecond means this process was not running:
-    // the CPUs are contended, and polling would take time from the clients. Stop for a while.
-    if (now - this.#spinTick > 1) {
-      // A lone hiccup (a page fault, another process's time slice) costs a short pause only;
-      // hold-ups that come back within a second of the last pause double it, up to a second,
-      // so a machine that stays busy is left alone.
-      const recurring = now - this.#spinPausedUntil < SPIN_PAUSE_MAX_MS;
-      this.#spinPauseMs = recurring
-        ? Math.min(SPIN_PAUSE_MAX_MS, Math.max(SPIN_PAUSE_MIN_MS, this.#spinPauseMs * 2))
-        : SPIN_PAUSE_MIN_MS;
-      this.#spinPausedUntil = now + this.#spinPauseMs;
-      this.#stats.pauses++;
-    }
-    this.#spinTick = now;
-    if (!this.#stopped && now < this.#spinUntil && now >= this.#spinPausedUntil) {
-      setImmediate(this.#spin);
-    } else {
-      this.#spinning = false;
-    }
-  };
 
   // ---- domains (also driven by the simulated hypervisor) ------------------------------------
 
@@ -539,7 +486,7 @@ export class Xenstored implements ConnectionHandler {
         txId: msg.txId,
         payload: new Uint8Array(msg.payload),
       } satisfies XenstoredEvent);
-    this.#keepAwake();
+    this.#poller.kick();
     try {
       this.#process(conn, msg, payload);
     } catch (err) {
