@@ -120,7 +120,11 @@ export class ConsoleStream extends RingDuplex {
         {
           readable: () => this.#drain(),
           writable: () => this.#flush(),
-          broken: (error) => this.destroy(error),
+          broken: (error) => {
+            // What the pump took before it found the indices goes out first, as on the JS path.
+            this.#deliverAll();
+            this.destroy(error);
+          },
         },
         init.pump,
       );
@@ -203,6 +207,16 @@ export class ConsoleStream extends RingDuplex {
       if (bytes === null) return;
       this.bytesIn += bytes.length;
       this.push(bytes);
+    }
+  }
+
+  /** Pumped: hands readers everything the pump holds, past backpressure (at most its buffer). */
+  #deliverAll(): void {
+    const pump = this.#pump;
+    if (pump === null || this.destroyed) return;
+    for (let bytes = pump.read(PUMP_READ_MAX); bytes !== null; bytes = pump.read(PUMP_READ_MAX)) {
+      this.bytesIn += bytes.length;
+      super.push(bytes);
     }
   }
 
@@ -302,10 +316,7 @@ export class ConsoleStream extends RingDuplex {
     if (pump !== null) {
       // What the pump already took from the ring comes first.
       pump.stop();
-      for (let bytes = pump.read(PUMP_READ_MAX); bytes !== null; bytes = pump.read(PUMP_READ_MAX)) {
-        this.bytesIn += bytes.length;
-        super.push(bytes);
-      }
+      this.#deliverAll();
       pump.close();
       this.#queued = null;
     }

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { EventChannels } from '@xencons/evtchn';
 import type { ForeignMapping } from '@xencons/gnttab';
 import { consoleBackendRings } from '@xencons/ring';
 import type { XsWatch } from '@xencons/xenstore';
@@ -17,6 +18,7 @@ import {
 import { ConsoleStream } from './console-stream.js';
 import { consoleLabel, DeviceCode, DeviceError } from './device-errors.js';
 import { KickLoop } from './kick-loop.js';
+import { openPumpHandle } from './pump-handle.js';
 import { publishError, readState, writeState } from './xenbus-io.js';
 import { backendStep } from './xenbus-machine.js';
 import { parseXenbusState, XenbusState } from './xenbus-state.js';
@@ -47,6 +49,8 @@ interface Connection {
   readonly stream: ConsoleStream;
   readonly mapping: ForeignMapping;
   readonly port: number;
+  /** The connection's own event-channel handle when a native pump serves it (else null). */
+  readonly own: EventChannels | null;
   hungUp: boolean;
 }
 
@@ -265,33 +269,40 @@ export class SecondaryConsoleBackend extends EventEmitter<SecondaryConsoleBacken
     } catch (cause) {
       return fail(`map grant ${ref}`, cause, { ringRef: ref });
     }
+    // A handle of the connection's own, for its native pump, where the pump can run.
+    const own = await openPumpHandle(evtchn, mapping.buffer);
     let port: number;
     try {
-      port = await evtchn.bindInterdomain(domid, remotePort);
+      port = await (own ?? evtchn).bindInterdomain(domid, remotePort);
     } catch (cause) {
+      await own?.close().catch(() => {});
       await mapping.unmap().catch(() => {});
       return fail(`bind event channel ${remotePort}`, cause, { remotePort });
     }
     const rings = consoleBackendRings(mapping.buffer);
-    const conn: Connection = {
-      mapping,
-      port,
-      hungUp: false,
-      stream: new ConsoleStream({
+    let stream: ConsoleStream;
+    try {
+      stream = new ConsoleStream({
         domid,
         devid,
         side: 'backend',
         rx: rings.out,
         tx: rings.in,
-        evtchn,
+        evtchn: own ?? evtchn,
         port,
         onBroken: () => {
           if (this.#conn !== conn) return;
           this.#broken = true;
           this.#loop.kick();
         },
-      }),
-    };
+      });
+    } catch (cause) {
+      if (own !== null) await own.close().catch(() => {});
+      else await evtchn.unbind(port).catch(() => {});
+      await mapping.unmap().catch(() => {});
+      return fail('start the console stream', cause);
+    }
+    const conn: Connection = { mapping, port, own, hungUp: false, stream };
     this.#conn = conn;
     this.connections++;
     this.emit('connect', conn.stream);
@@ -313,7 +324,9 @@ export class SecondaryConsoleBackend extends EventEmitter<SecondaryConsoleBacken
     this.#hangup();
     this.#conn = null;
     try {
-      await this.#deps.evtchn.unbind(conn.port);
+      // The stream (and its pump) stopped in #hangup above.
+      if (conn.own !== null) await conn.own.close();
+      else await this.#deps.evtchn.unbind(conn.port);
     } catch {
       // Unbound already (the handle closed, the domain went away).
     }
