@@ -277,8 +277,8 @@ export interface NativeBinding {
 
   // ---- fd readiness on one native poll thread ----------------------------------------------
   /**
-   * Watches `fd` for readability on the addon's single epoll thread (not libuv's pool). When it
-   * becomes readable, `callback` runs on the JS thread once; the watch then stays disarmed until
+   * Watches `fd` for readability (or what `interest` names) on the addon's single epoll thread
+   * (not libuv's pool). When it becomes ready, `callback` runs on the JS thread once; the watch then stays disarmed until
    * `rearmFd(id)` (so a slow consumer never sees a storm). Returns a watch id. Active watches keep
    * the event loop alive unless `unrefFd(id)`. `events` holds poll(2) bits (`constants.POLLIN`,
    * `POLLERR`, `POLLHUP`). One watch per fd. Call `unwatchFd(id)` *before* closing the fd: epoll
@@ -286,9 +286,13 @@ export interface NativeBinding {
    * or block a later watch of the reused number with EEXIST. A callback that throws is reported
    * through `process.on('uncaughtException')`, like a throwing event listener.
    */
-  watchFd(fd: number, callback: (events: number) => void): number;
-  /** Re-enables a watch after its callback ran (ERR_INVALID_ARG for an unknown id). */
-  rearmFd(id: number): void;
+  watchFd(fd: number, callback: (events: number) => void, interest?: number): number;
+  /**
+   * Re-enables a watch after its callback ran, or changes what an armed one waits for
+   * (ERR_INVALID_ARG for an unknown id). `interest`: `constants.POLLIN` (the default),
+   * `constants.POLLOUT` (room to write: a full pty or pipe) or both.
+   */
+  rearmFd(id: number, interest?: number): void;
   /** Stops watching; a callback already queued for this watch is dropped. Unknown ids are ignored. */
   unwatchFd(id: number): void;
   refFd(id: number): void;

@@ -284,14 +284,30 @@ unsafe fn privcmd_map_foreign(env: Env, a: &Args) -> Result<napi_value> {
 
 // ---- poller -------------------------------------------------------------------------------------
 
+/// The optional interest of `watchFd`/`rearmFd`: poll(2) bits, POLLIN and/or POLLOUT (default POLLIN).
+unsafe fn interest_arg(env: Env, v: napi_value) -> Result<u32> {
+    if env.is_nullish(v)? {
+        return Ok(crate::libc_sys::POLLIN as u32);
+    }
+    let bits = env.u32_arg(v, "events")?;
+    let allowed = (crate::libc_sys::POLLIN | crate::libc_sys::POLLOUT) as u32;
+    if bits == 0 || bits & !allowed != 0 {
+        return Err(Error::invalid(format!("events must be POLLIN, POLLOUT or both, not {bits}")));
+    }
+    Ok(bits)
+}
+
 unsafe fn watch_fd(env: Env, a: &Args) -> Result<napi_value> {
     let fd = env.fd_arg(a[0])?;
     let callback = env.function_arg(a[1], "callback")?;
-    env.uint32(poller::watch_fd(env, fd, callback)?)
+    let events = interest_arg(env, a[2])?;
+    env.uint32(poller::watch_fd(env, fd, callback, events)?)
 }
 
 unsafe fn rearm_fd(env: Env, a: &Args) -> Result<napi_value> {
-    poller::rearm_fd(env, env.u32_arg(a[0], "id")?)?;
+    let id = env.u32_arg(a[0], "id")?;
+    let events = interest_arg(env, a[1])?;
+    poller::rearm_fd(env, id, events)?;
     env.undefined()
 }
 

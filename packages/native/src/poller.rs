@@ -3,7 +3,8 @@
 //! - One poll thread per process, started by the first `watchFd` and stopped when the last JS
 //!   environment (main thread or worker) that used it is torn down. It owns an epoll fd and an
 //!   eventfd used only to wake it for shutdown.
-//! - Each watch is registered EPOLLIN|EPOLLONESHOT with its id as epoll data: after one event the
+//! - Each watch is registered EPOLLONESHOT plus its interest (EPOLLIN by default, EPOLLOUT on
+//!   request) with its id as epoll data: after one event the
 //!   kernel disarms it until `rearmFd(id)`, so a slow consumer never sees a storm.
 //! - Each environment has one tsfn; its call_js looks the callback up by watch id (callbacks are
 //!   napi references). The tsfn is ref'ed while the env has a ref'ed watch, unref'ed otherwise,
@@ -333,7 +334,8 @@ fn apply(env: Env, change: TsfnChange) -> Result<()> {
     }
 }
 
-pub fn watch_fd(env: Env, fd: i32, callback: napi_value) -> Result<u32> {
+/// `events`: the poll(2) interest, POLLIN and/or POLLOUT (the epoll bits have the same values).
+pub fn watch_fd(env: Env, fd: i32, callback: napi_value, events: u32) -> Result<u32> {
     ensure_env(env)?;
     let mut reference = ptr::null_mut();
     env.check(unsafe { napi_create_reference(env.0, callback, 1, &mut reference) }, "napi_create_reference")?;
@@ -348,7 +350,7 @@ pub fn watch_fd(env: Env, fd: i32, callback: napi_value) -> Result<u32> {
         s.next_id = id.wrapping_add(1);
         // Insert before arming, under the lock: an immediate event must find its watch.
         s.watches.insert(id, Watch { fd, env: key });
-        let flags = libc::EPOLLIN | libc::EPOLLONESHOT;
+        let flags = events | libc::EPOLLONESHOT;
         if let Err(e) = epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, flags, id as u64, "epoll_ctl(EPOLL_CTL_ADD)")
         {
             s.watches.remove(&id);
@@ -375,11 +377,13 @@ fn unknown(id: u32) -> Error {
     Error::invalid(format!("no active watch with id {id} in this environment"))
 }
 
-pub fn rearm_fd(env: Env, id: u32) -> Result<()> {
+/// Arms the watch again with `events` (POLLIN and/or POLLOUT); also changes the interest of an
+/// armed watch.
+pub fn rearm_fd(env: Env, id: u32, events: u32) -> Result<()> {
     let s = shared();
     let Some(w) = s.watches.get(&id).filter(|w| w.env == env.0 as usize) else { return Err(unknown(id)) };
     let Some(t) = &s.thread else { return Err(unknown(id)) };
-    let flags = libc::EPOLLIN | libc::EPOLLONESHOT;
+    let flags = events | libc::EPOLLONESHOT;
     epoll_ctl(t.epfd, libc::EPOLL_CTL_MOD, w.fd, flags, id as u64, "epoll_ctl(EPOLL_CTL_MOD)")
 }
 

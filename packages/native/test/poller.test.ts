@@ -1,4 +1,4 @@
-import { writeSync } from 'node:fs';
+import { readSync, writeSync } from 'node:fs';
 import { isXenconsError } from '@xencons/errors';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import {
@@ -14,6 +14,7 @@ import {
 } from './support.js';
 
 const POLLIN = 1;
+const POLLOUT = 4;
 
 native.describe('fd readiness on the native poll thread', () => {
   const b = () => binding();
@@ -33,8 +34,8 @@ native.describe('fd readiness on the native poll thread', () => {
     dir.remove();
   });
 
-  function watch(fd: number, cb: (events: number) => void): number {
-    const id = b().watchFd(fd, cb);
+  function watch(fd: number, cb: (events: number) => void, interest?: number): number {
+    const id = b().watchFd(fd, cb, interest);
     watches.push(id);
     return id;
   }
@@ -57,6 +58,42 @@ native.describe('fd readiness on the native poll thread', () => {
     await waitFor(() => events.length === 2, 5000, 'callback after rearm');
     await sleep(50);
     expect(events.length).toBe(2);
+  });
+
+  it('POLLOUT: a full FIFO calls back once a reader makes room; rearmFd changes the interest', async () => {
+    fifos = makeFifos(dir.path, 1);
+    const f = fifos[0]!;
+    b().fdSetBlocking(f.writeFd, false);
+    const chunk = Buffer.alloc(4096, 120);
+    let filled = 0;
+    for (;;) {
+      try {
+        filled += writeSync(f.writeFd, chunk);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EAGAIN') break;
+        throw error;
+      }
+    }
+    expect(filled).toBeGreaterThan(0);
+    const events: number[] = [];
+    const id = watch(f.writeFd, (ev) => events.push(ev), POLLOUT);
+    await sleep(50);
+    expect(events).toEqual([]); // full: no room yet
+    const sink = Buffer.alloc(65536);
+    let drained = 0;
+    while (drained < filled) drained += readSync(f.readFd, sink);
+    await waitFor(() => events.length === 1, 5000, 'room to write');
+    expect(events[0]! & POLLOUT).toBe(POLLOUT);
+    // Armed for reading only, the write end never fires.
+    b().rearmFd(id, POLLIN);
+    await sleep(50);
+    expect(events.length).toBe(1);
+    // Changing an armed watch's interest to POLLOUT: there is room, so it fires.
+    b().rearmFd(id, POLLOUT);
+    await waitFor(() => events.length === 2, 5000, 'the changed interest');
+    for (const bad of [0, 8, POLLIN | 0x100]) {
+      expect(() => b().rearmFd(id, bad)).toThrow(/events must be POLLIN, POLLOUT or both/);
+    }
   });
 
   it('300 FIFOs watched at once all fire, each once', async () => {

@@ -2,9 +2,8 @@ import { closeSync, readSync, writeSync } from 'node:fs';
 import { requireNative } from '@xencons/native';
 
 const READ_CHUNK = 4096;
-/** A full pty is retried after 10 ms, backing off to 2 s while nobody reads it (no busy polling). */
-const RETRY_MIN_MS = 10;
-const RETRY_MAX_MS = 2000;
+const POLLIN = 0x1;
+const POLLOUT = 0x4;
 
 /**
  * The pty a console is published on, as xenconsoled makes it: a pair in raw mode whose slave
@@ -13,7 +12,8 @@ const RETRY_MAX_MS = 2000;
  *
  * Guest output written here is best effort, like any viewer: when no client reads the slave,
  * at most `maxQueue` bytes wait and the oldest are dropped (counted in `dropped`), so a pty with
- * nobody on it never holds the guest back or grows without bound.
+ * nobody on it never holds the guest back or grows without bound. A full pty is waited on with
+ * POLLOUT on the native poll thread: no timer, no retries, nothing runs until a client reads.
  */
 export class ConsolePty {
   readonly path: string;
@@ -25,11 +25,12 @@ export class ConsolePty {
   private readonly maxQueue: number;
   private queue: Buffer[] = [];
   private queued = 0;
-  private timer: NodeJS.Timeout | null = null;
-  private retryMs = RETRY_MIN_MS;
+  /** The last write found the pty full: output waits for POLLOUT. */
+  private full = false;
   private listener: ((bytes: Buffer) => void) | null = null;
   private paused = false;
-  private armed = true;
+  /** What the watch is armed for (0: disarmed, after it fired). */
+  private armed = POLLIN;
   private closed = false;
 
   private constructor(pair: { master: number; slave: number; path: string }, maxQueue: number) {
@@ -39,9 +40,14 @@ export class ConsolePty {
     this.slave = pair.slave;
     this.maxQueue = maxQueue;
     native.fdSetBlocking(pair.master, false);
-    this.watch = native.watchFd(pair.master, () => {
-      this.armed = false;
-      this.readSome();
+    this.watch = native.watchFd(pair.master, (events) => {
+      this.armed = 0;
+      if (events & POLLOUT) {
+        this.full = false;
+        this.flush();
+      }
+      if (events & ~POLLOUT) this.readSome();
+      this.arm();
     });
     native.unrefFd(this.watch);
   }
@@ -93,11 +99,19 @@ export class ConsolePty {
         this.dropped += excess;
       }
     }
-    if (this.timer === null) this.flush();
+    if (!this.full) this.flush();
+  }
+
+  /** Arms the watch for what is wanted now: input unless paused, room while output waits. */
+  private arm(): void {
+    if (this.closed) return;
+    const want = (this.paused ? 0 : POLLIN) | (this.full ? POLLOUT : 0);
+    if (want === 0 || want === this.armed) return;
+    this.armed = want;
+    requireNative().rearmFd(this.watch, want);
   }
 
   private flush(): void {
-    this.timer = null;
     while (this.queue.length > 0 && !this.closed) {
       const head = this.queue[0] as Buffer;
       let n: number;
@@ -105,10 +119,10 @@ export class ConsolePty {
         n = writeSync(this.master, head);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'EAGAIN' || code === 'EINTR') {
-          this.timer = setTimeout(() => this.flush(), this.retryMs);
-          this.timer.unref();
-          this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+        if (code === 'EINTR') continue;
+        if (code === 'EAGAIN') {
+          this.full = true;
+          this.arm();
           return;
         }
         this.queue = [];
@@ -116,7 +130,6 @@ export class ConsolePty {
         return;
       }
       this.queued -= n;
-      this.retryMs = RETRY_MIN_MS;
       if (n >= head.length) this.queue.shift();
       else this.queue[0] = head.subarray(n);
     }
@@ -135,24 +148,14 @@ export class ConsolePty {
         return; // EIO cannot happen while we hold the slave; anything else: stop reading
       }
       if (n === 0) return;
-      // Someone is on the pty: output waiting for room goes out now, not after the back-off.
-      if (this.timer !== null) {
-        clearTimeout(this.timer);
-        this.retryMs = RETRY_MIN_MS;
-        this.flush();
-      }
       this.listener?.(buffer.subarray(0, n));
     }
-    if (!this.paused && !this.armed && !this.closed) {
-      this.armed = true;
-      requireNative().rearmFd(this.watch);
-    }
+    this.arm();
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
     const native = requireNative();
     native.unwatchFd(this.watch);
     closeSync(this.master);
