@@ -28,6 +28,8 @@ import { BENCH_PATTERN, findInPattern, PATTERN_LENGTH, PatternChecker } from './
 // reader checks every byte against a 65537-byte pattern; MiB/s over a window after a warm-up.
 // Echo: dom0 writes one byte, the guest echoes it, dom0 waits for it; 1 ms between keystrokes so
 // both sides are asleep when one comes (as when typing); p50/p99.
+// Echo under flood: the same echo through the daemon while another guest writes as fast as it
+// can (logged, lossless policy); target p99 ≤ 10 ms (issue 6).
 // Scale: one daemon serving N (500) simulated guests: RSS, CPU and wake-ups while idle, time for
 // `attach` to answer.
 // Rounds alternate C and TypeScript so machine noise hits both; medians are reported, with the
@@ -494,6 +496,30 @@ async function startDaemon(cli: string, simDir: string, dir: string): Promise<Da
   return daemon;
 }
 
+/** A console's counters from the daemon's `list` (as `xencons list --json` shows them). */
+async function daemonCounters(
+  socketPath: string,
+  name: string,
+): Promise<{ fromGuest: number; dropped: number }> {
+  const socket = net.connect(socketPath);
+  socket.on('error', () => {});
+  await once(socket, 'connect');
+  socket.write(`${JSON.stringify({ op: 'list' })}\n`);
+  let text = '';
+  socket.setEncoding('utf8');
+  for await (const chunk of socket) {
+    text += chunk as string;
+    if (text.includes('\n')) break;
+  }
+  socket.destroy();
+  const reply = JSON.parse(text.slice(0, text.indexOf('\n'))) as {
+    consoles?: { name: string; num: number; counters: { fromGuest: number; dropped: number } }[];
+  };
+  const entry = reply.consoles?.find((c) => c.name === name && c.num === 0);
+  if (!entry) throw new Error(`console bench: the daemon lists no console for ${name}: ${text}`);
+  return entry.counters;
+}
+
 /** `xencons console`'s attach: one JSON line, one JSON reply line, then raw bytes. */
 async function attach(
   socketPath: string,
@@ -938,6 +964,49 @@ async function* deviceAndDaemon(
       yield* echoResults('daemon/echo', us, cEcho, lm);
       viewer.socket.destroy();
       await destroy(guest);
+    }
+    {
+      // Issue 6: a guest writes as fast as it can (nobody views it; the daemon logs it, lossless
+      // policy) while another guest's console echoes keystrokes through the same daemon.
+      const n0 = upBefore();
+      const flood = await startGuest(world, 'flood', { MODE: 'out', CHUNK: '65536' });
+      const fecho = await startGuest(world, 'fecho', { MODE: 'echo' });
+      await until('the daemon to serve flood and fecho', () => d.consolesUp() >= n0 + 2, 30_000, d);
+      const starter = await attach(d.socket, 'flood');
+      starter.socket.end('g'); // starts the flood, then leaves: only the log takes it
+      const viewer = await attach(d.socket, 'fecho');
+      sockets.push(viewer.socket);
+      viewer.socket.resume();
+      await sleep(plan.warmMs);
+      const before = (await daemonCounters(d.socket, 'flood')).fromGuest;
+      const t0 = performance.now();
+      let lm = load();
+      const us = await echoTrips(
+        (b) => viewer.socket.write(b),
+        (listener) => viewer.socket.on('data', listener),
+        plan.trips,
+        plan.tripWarmup,
+        plan.gapMs,
+      );
+      const counters = await daemonCounters(d.socket, 'flood');
+      const floodMibps = (counters.fromGuest - before) / MiB / ((performance.now() - t0) / 1000);
+      lm = Math.max(lm, load());
+      if (counters.fromGuest === before) {
+        throw new Error(`console bench: the flood guest wrote nothing; ${why(flood, d)}`);
+      }
+      for (const result of echoResults('daemon/echo-under-flood', us, null, lm)) {
+        yield {
+          ...result,
+          ...(result.metric === 'echo p99'
+            ? { target: '≤ 10000', met: result.value <= 10_000 }
+            : {}),
+          floodMibps: round1(floodMibps),
+          floodDropped: counters.dropped,
+        };
+      }
+      viewer.socket.destroy();
+      await destroy(fecho);
+      await destroy(flood);
     }
   } finally {
     for (const s of sockets) s.destroy();
