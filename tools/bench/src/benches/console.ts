@@ -434,9 +434,13 @@ async function startDaemon(cli: string, simDir: string, dir: string): Promise<Da
   delete env.XENCONS_SIM_DOMID;
   delete env.XENCONS_SIM_TOKEN;
   delete env.XENCONS_DAEMON_SOCKET;
+  // XENCONS_BENCH_DAEMON_NODE_FLAGS: node flags for the daemon only (e.g. `--cpu-prof
+  // --cpu-prof-dir=/tmp/prof` to see where its time goes).
+  const nodeFlags = (process.env.XENCONS_BENCH_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const child = spawn(
     process.execPath,
     [
+      ...nodeFlags,
       cli,
       'daemon',
       '--socket',
