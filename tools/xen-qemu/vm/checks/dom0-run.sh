@@ -35,6 +35,27 @@ any_selected() {
   for n in "$@"; do selected "$n" && return 0; done
   return 1
 }
+# run_script MARK FAILNAME SECONDS SCRIPT ARGS...: runs one check script of this folder with a
+# time limit between `XQ-MARK MARK` and `XQ-MARK MARK-done`. Its PASS/FAIL lines become results,
+# its NOTE lines notes; a script that ended badly without a FAIL line fails FAILNAME with the tail
+# of its stderr, which is shown in any case.
+run_script() {
+  rs_mark=$1 rs_fail=$2 rs_secs=$3 rs_script=$4
+  shift 4
+  mark "$rs_mark"
+  timeout -k 5 "$rs_secs" "$NODE" "$VM/$rs_script" "$@" >"$WORK/$rs_fail.out" 2>"$WORK/$rs_fail.err"
+  rs_rc=$?
+  grep -E '^(PASS|FAIL) ' "$WORK/$rs_fail.out" | while IFS= read -r l; do
+    printf '%s\n' "$l" >>"$OUT"
+    printf '\nXQ-RESULT %s\n' "$l"
+  done
+  grep -E '^NOTE ' "$WORK/$rs_fail.out" | while IFS= read -r l; do printf '\nXQ-%s\n' "$l"; done
+  if [ $rs_rc -ne 0 ] && ! grep -q '^FAIL ' "$WORK/$rs_fail.out"; then
+    fail "$rs_fail" "$rs_script exited $rs_rc: $(tail -n 5 "$WORK/$rs_fail.err")"
+  fi
+  [ -s "$WORK/$rs_fail.err" ] && { printf '%s stderr:\n' "${rs_script%.mjs}"; tail -n 40 "$WORK/$rs_fail.err"; }
+  mark "$rs_mark-done"
+}
 # wait_for SECONDS COMMAND...: polls COMMAND every 0.2 s until it succeeds; false on timeout.
 wait_for() {
   limit=$(($1 * 5))
@@ -152,114 +173,37 @@ fi
 
 # ---- the native core against the real devices ----------------------------------------------
 if any_selected $NATIVE_CHECKS; then
-  mark native
-  timeout -k 5 300 "$NODE" "$VM/native-checks.mjs" --domid "${domid:-}" --nonce "$XQ_NONCE" \
-    --log "$LOG" --only "$XQ_ONLY" >"$WORK/native.out" 2>"$WORK/native.err"
-  rc=$?
-  grep -E '^(PASS|FAIL) ' "$WORK/native.out" | while IFS= read -r l; do
-    printf '%s\n' "$l" >>"$OUT"
-    printf '\nXQ-RESULT %s\n' "$l"
-  done
-  if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$WORK/native.out"; then
-    fail native "native-checks.mjs exited $rc: $(tail -n 5 "$WORK/native.err")"
-  fi
-  [ -s "$WORK/native.err" ] && { printf 'native-checks stderr:\n'; tail -n 40 "$WORK/native.err"; }
+  run_script native native 300 native-checks.mjs --domid "${domid:-}" --nonce "$XQ_NONCE" --log "$LOG" --only "$XQ_ONLY"
 fi
 
 # ---- the xenstore client against this boot's xenstored (socket and /dev/xen/xenbus), then our
 # daemon's answers next to this xenstored's -------------------------------------------------------
 if any_selected $XS_CHECKS; then
-  mark xenstore
-  timeout -k 5 600 "$NODE" "$VM/xenstore-checks.mjs" --domid "${domid:-}" \
-    --xenstored "$XQ_XENSTORED" --only "$XQ_ONLY" >"$WORK/xs.out" 2>"$WORK/xs.err"
-  rc=$?
-  grep -E '^(PASS|FAIL) ' "$WORK/xs.out" | while IFS= read -r l; do
-    printf '%s\n' "$l" >>"$OUT"
-    printf '\nXQ-RESULT %s\n' "$l"
-  done
-  # Observed daemon behaviour that is not a failure (e.g. UNWATCH of an unknown watch).
-  grep -E '^NOTE ' "$WORK/xs.out" | while IFS= read -r l; do printf '\nXQ-%s\n' "$l"; done
-  if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$WORK/xs.out"; then
-    fail xs "xenstore-checks.mjs exited $rc: $(tail -n 5 "$WORK/xs.err")"
-  fi
-  [ -s "$WORK/xs.err" ] && { printf 'xenstore-checks stderr:\n'; tail -n 40 "$WORK/xs.err"; }
-  mark xenstore-done
+  run_script xenstore xs 600 xenstore-checks.mjs --domid "${domid:-}" --xenstored "$XQ_XENSTORED" --only "$XQ_ONLY"
 fi
 
 # ---- @xencons/gnttab's conformance suite on the Linux devices (gntalloc, gntdev, privcmd) -----
 if any_selected $GNTTAB_CHECKS; then
-  mark gnttab
-  timeout -k 5 300 "$NODE" "$VM/gnttab-checks.mjs" --domid "${domid:-}" --only "$XQ_ONLY" \
-    >"$WORK/gnttab.out" 2>"$WORK/gnttab.err"
-  rc=$?
-  grep -E '^(PASS|FAIL) ' "$WORK/gnttab.out" | while IFS= read -r l; do
-    printf '%s\n' "$l" >>"$OUT"
-    printf '\nXQ-RESULT %s\n' "$l"
-  done
-  grep -E '^NOTE ' "$WORK/gnttab.out" | while IFS= read -r l; do printf '\nXQ-%s\n' "$l"; done
-  if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$WORK/gnttab.out"; then
-    fail gnttab "gnttab-checks.mjs exited $rc: $(tail -n 5 "$WORK/gnttab.err")"
-  fi
-  [ -s "$WORK/gnttab.err" ] && { printf 'gnttab-checks stderr:\n'; tail -n 40 "$WORK/gnttab.err"; }
-  mark gnttab-done
+  run_script gnttab gnttab 300 gnttab-checks.mjs --domid "${domid:-}" --only "$XQ_ONLY"
 fi
 
 # ---- @xencons/evtchn's conformance suite on /dev/xen/evtchn (dom0 to itself) ---------------
 EVTCHN_CHECKS='evtchn evtchn-alloc-bind-notify evtchn-bind-raises-event evtchn-callback-and-iterator evtchn-mask-until-unmask evtchn-unbind evtchn-close evtchn-misuse-not-bound evtchn-misuse-bind evtchn-misuse-cross-process evtchn-lost-wakeup-spin evtchn-lost-wakeup-yield evtchn-lost-wakeup-masked evtchn-ring-exchange evtchn-peer-killed'
 if any_selected $EVTCHN_CHECKS; then
-  mark evtchn
-  timeout -k 5 900 "$NODE" "$VM/evtchn-checks.mjs" --only "$XQ_ONLY" \
-    >"$WORK/evtchn.out" 2>"$WORK/evtchn.err"
-  rc=$?
-  grep -E '^(PASS|FAIL) ' "$WORK/evtchn.out" | while IFS= read -r l; do
-    printf '%s\n' "$l" >>"$OUT"
-    printf '\nXQ-RESULT %s\n' "$l"
-  done
-  grep -E '^NOTE ' "$WORK/evtchn.out" | while IFS= read -r l; do printf '\nXQ-%s\n' "$l"; done
-  if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$WORK/evtchn.out"; then
-    fail evtchn "evtchn-checks.mjs exited $rc: $(tail -n 5 "$WORK/evtchn.err")"
-  fi
-  [ -s "$WORK/evtchn.err" ] && { printf 'evtchn-checks stderr:\n'; tail -n 40 "$WORK/evtchn.err"; }
-  mark evtchn-done
+  run_script evtchn evtchn 900 evtchn-checks.mjs --only "$XQ_ONLY"
 fi
 
 # ---- the console daemon against real Xen: on xenconsoled's pty, on the ring with xenconsoled
 # stopped, and as the backend of a secondary console the guest's hvc_xen connects as /dev/hvc1 ----
 if any_selected $CONSOLE_CHECKS; then
-  mark console
-  timeout -k 5 700 "$NODE" "$VM/console-checks.mjs" --domid "${domid:-}" --guest "$GUEST" \
-    --nonce "$XQ_NONCE" --only "$XQ_ONLY" >"$WORK/console.out" 2>"$WORK/console.err"
-  rc=$?
-  grep -E '^(PASS|FAIL) ' "$WORK/console.out" | while IFS= read -r l; do
-    printf '%s\n' "$l" >>"$OUT"
-    printf '\nXQ-RESULT %s\n' "$l"
-  done
-  grep -E '^NOTE ' "$WORK/console.out" | while IFS= read -r l; do printf '\nXQ-%s\n' "$l"; done
-  if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$WORK/console.out"; then
-    fail console "console-checks.mjs exited $rc: $(tail -n 5 "$WORK/console.err")"
-  fi
-  [ -s "$WORK/console.err" ] && { printf 'console-checks stderr:\n'; tail -n 40 "$WORK/console.err"; }
+  run_script console console 700 console-checks.mjs --domid "${domid:-}" --guest "$GUEST" --nonce "$XQ_NONCE" --only "$XQ_ONLY"
   # The checks restart xenconsoled whatever happened; guest-destroy and the log tail below use it.
   pidof xenconsoled >/dev/null || printf 'xenconsoled is not running after the console checks\n'
-  mark console-done
 fi
 
 # ---- xencons-agent inside the guest, a login through `xencons console --num 1` ---------------
 if any_selected $AGENT_CHECKS; then
-  mark agent
-  timeout -k 5 900 "$NODE" "$VM/agent-checks.mjs" --domid "${domid:-}" --guest "$GUEST" \
-    --nonce "$XQ_NONCE" --only "$XQ_ONLY" >"$WORK/agent.out" 2>"$WORK/agent.err"
-  rc=$?
-  grep -E '^(PASS|FAIL) ' "$WORK/agent.out" | while IFS= read -r l; do
-    printf '%s\n' "$l" >>"$OUT"
-    printf '\nXQ-RESULT %s\n' "$l"
-  done
-  grep -E '^NOTE ' "$WORK/agent.out" | while IFS= read -r l; do printf '\nXQ-%s\n' "$l"; done
-  if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$WORK/agent.out"; then
-    fail agent "agent-checks.mjs exited $rc: $(tail -n 5 "$WORK/agent.err")"
-  fi
-  [ -s "$WORK/agent.err" ] && { printf 'agent-checks stderr:\n'; tail -n 40 "$WORK/agent.err"; }
-  mark agent-done
+  run_script agent agent 900 agent-checks.mjs --domid "${domid:-}" --guest "$GUEST" --nonce "$XQ_NONCE" --only "$XQ_ONLY"
 fi
 
 if [ -n "$domid" ]; then
