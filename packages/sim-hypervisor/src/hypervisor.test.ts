@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { requireNative } from '@xencons/native';
-import { bundleChildScript, makeTempDir } from '@xencons/test-utils';
+import { bundleChildScript, makeTempDir, waitUntil } from '@xencons/test-utils';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   connectHypervisor,
@@ -166,12 +166,12 @@ describe('hypervisor', () => {
       b.onPending = (ports) => seenB.push(...ports);
       const pa = await a.allocUnbound(0);
       const pb = await b.bindInterdomain(0, pa);
-      await until(() => seenB.length === 1);
+      await waitUntil(() => seenB.length === 1, 'the first event at B', 5000, 5);
       expect(seenB).toEqual([pb]); // Xen sets the new local port pending
       a.notify(pa);
-      await until(() => seenB.length === 2);
+      await waitUntil(() => seenB.length === 2, 'the second event at B', 5000, 5);
       b.notify(pb);
-      await until(() => seenA.length === 1);
+      await waitUntil(() => seenA.length === 1, 'the event at A', 5000, 5);
       expect(seenA).toEqual([pa]);
       expect(await dom0.portStatus(pa)).toMatchObject({ state: 'interdomain', remotePort: pb });
       await a.close();
@@ -206,7 +206,7 @@ describe('hypervisor', () => {
       const seen: number[] = [];
       gh.onPending = (ports) => seen.push(...ports);
       await gh.attach(guestPort);
-      await until(() => seen.length === 1);
+      await waitUntil(() => seen.length === 1, 'the event', 5000, 5);
       expect(seen).toEqual([guestPort]);
       await expectCode(
         g.openEventHandle().then((h) => h.attach(guestPort)),
@@ -257,7 +257,12 @@ describe('hypervisor', () => {
       expect(await dom0.portStatus(port)).toMatchObject({ state: 'interdomain' });
       p.child.kill('SIGKILL');
       await p.exited;
-      await until(async () => (await dom0.portStatus(port)).state === 'unbound');
+      await waitUntil(
+        async () => (await dom0.portStatus(port)).state === 'unbound',
+        'the port unbound',
+        5000,
+        5,
+      );
       expect(() => h.notify(port)).not.toThrow();
       const g = await connectHypervisor({ dir, domid: guest.domid, token: guest.token });
       const closed = once(g, 'close');
@@ -304,14 +309,19 @@ describe('hypervisor', () => {
       await expectCode(dom0.mapGrants(g1.domid, [8], false), 'ENOENT');
       await expectCode(c1.endGrant([8]), 'ENOENT');
       c1.close(); // gntalloc: closing ends the rest of its shares
-      await until(async () => {
-        try {
-          await dom0.mapGrants(g1.domid, [9], false);
-          return false;
-        } catch (error) {
-          return (error as SimHypervisorError).code === 'ENOENT';
-        }
-      });
+      await waitUntil(
+        async () => {
+          try {
+            await dom0.mapGrants(g1.domid, [9], false);
+            return false;
+          } catch (error) {
+            return (error as SimHypervisorError).code === 'ENOENT';
+          }
+        },
+        'the closed connection to end its other grants',
+        5000,
+        5,
+      );
       requireNative().unmap(page.buffer as ArrayBuffer);
       requireNative().unmap(view.buffer as ArrayBuffer);
       c2.close();
@@ -369,7 +379,7 @@ describe('V8 Atomics on a shared file mapping', () => {
     const count = 2_000_000;
     const runs = [peer(['atomics', file, String(count)]), peer(['atomics', file, String(count)])];
     const own = new Int32Array(requireNative().mapFile(file, 0, 4096, true));
-    await until(() => Atomics.load(own, 2) === 2, 20_000);
+    await waitUntil(() => Atomics.load(own, 2) === 2, 'both peers ready', 20_000, 5);
     Atomics.store(own, 1, 1);
     expect(await Promise.all(runs.map((r) => r.exited))).toEqual([0, 0]);
     expect(Atomics.load(own, 0)).toBe(2 * count);
@@ -387,11 +397,3 @@ beforeAll(async () => {
   const entry = await bundleChildScript(new URL('./index.ts', import.meta.url), scratch.path);
   fs.renameSync(entry, pathToHypervisorEntry());
 });
-
-async function until(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
