@@ -65,7 +65,11 @@ for (const [name, missing, start] of servers) {
     };
 
     it('write, read (text and --json), and xenstore-read agrees', async () => {
-      expect((await xs('write', '/cli/a', 'one', '/cli/b', 'two')).code).toBe(0);
+      // The whole result, so a failure shows what the command said.
+      expect(await xs('write', '/cli/a', 'one', '/cli/b', 'two')).toMatchObject({
+        code: 0,
+        err: '',
+      });
       expect(await xs('read', '/cli/a', '/cli/b')).toMatchObject({ code: 0, out: 'one\ntwo\n' });
       const j = await xs('read', '/cli/a', '--json');
       expect(JSON.parse(j.out)).toEqual({ '/cli/a': 'one' });

@@ -5,10 +5,11 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { commandExists, makeTempDir } from '@xencons/test-utils';
+import { commandExists, makeTempDir, waitUntil } from '@xencons/test-utils';
 
 export interface TestServer {
   readonly kind: 'cxenstored' | 'xencons';
@@ -47,12 +48,16 @@ export function buildFakeXenShim(): string {
   return out;
 }
 
-async function waitFor(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** True once a connection to the unix socket at `path` is accepted (listen() has happened). */
+function accepts(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 /** Starts Debian's C xenstored on a private socket; `stop()` kills it and removes its directory. */
@@ -72,7 +77,12 @@ export async function startCxenstored(extraArgs: string[] = []): Promise<TestSer
     c.stderr?.on('data', (d: Buffer) => {
       stderr += d.toString();
     });
-    await waitFor(() => existsSync(socketPath) || c.exitCode !== null, 'xenstored socket');
+    // The socket file exists from bind(); a connect is refused until listen(): wait for both.
+    await waitUntil(
+      async () => c.exitCode !== null || (existsSync(socketPath) && (await accepts(socketPath))),
+      'the xenstored socket to accept',
+      10_000,
+    );
     if (c.exitCode !== null) throw new Error(`xenstored exited with ${c.exitCode}: ${stderr}`);
   };
   const kill = async () => {
