@@ -404,6 +404,19 @@ impl Env {
         let _ = self.try_throw(err);
     }
 
+    /// From a threadsafe-function callback: hands `err` to `process.on('uncaughtException')`.
+    /// Node 20 swallows exceptions left pending by a tsfn callback (DEP0168) unless run with
+    /// --force-node-api-uncaught-exceptions-policy, so they are raised as fatal exceptions here.
+    pub fn throw_uncaught(self, err: Error) {
+        self.throw(err);
+        let mut exception = std::ptr::null_mut();
+        unsafe {
+            if napi_get_and_clear_last_exception(self.0, &mut exception) == NAPI_OK && !exception.is_null() {
+                napi_fatal_exception(self.0, exception);
+            }
+        }
+    }
+
     fn try_throw(self, err: Error) -> Result<()> {
         let mut pending = false;
         unsafe { napi_is_exception_pending(self.0, &mut pending) };

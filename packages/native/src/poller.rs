@@ -204,13 +204,7 @@ unsafe extern "C" fn call_js(env: napi_env, _js_cb: napi_value, _context: *mut c
         Ok(())
     });
     if let Err(e) = r {
-        // Node 20 swallows exceptions left pending by a tsfn callback (DEP0168) unless run with
-        // --force-node-api-uncaught-exceptions-policy; hand them to 'uncaughtException' ourselves.
-        env.throw(e);
-        let mut exception = ptr::null_mut();
-        if napi_get_and_clear_last_exception(env.0, &mut exception) == NAPI_OK && !exception.is_null() {
-            napi_fatal_exception(env.0, exception);
-        }
+        env.throw_uncaught(e);
     }
 }
 

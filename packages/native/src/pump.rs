@@ -725,12 +725,7 @@ unsafe extern "C" fn call_js(env: napi_env, js_cb: napi_value, _context: *mut c_
         Ok(())
     });
     if let Err(e) = r {
-        // As in the poller: hand an exception to 'uncaughtException' rather than lose it.
-        env.throw(e);
-        let mut exception = ptr::null_mut();
-        if napi_get_and_clear_last_exception(env.0, &mut exception) == NAPI_OK && !exception.is_null() {
-            napi_fatal_exception(env.0, exception);
-        }
+        env.throw_uncaught(e);
     }
 }
 
