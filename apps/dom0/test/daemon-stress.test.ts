@@ -210,7 +210,7 @@ needs.describe('console daemon under a flooding guest', () => {
         expect(maxRss).toBeLessThan(RSS_BOUND_MIB);
         expect(latencies.length).toBeGreaterThan(10);
         // Every keystroke came back (none waited 2 s). The latency itself is a speed target,
-        // measured by `pnpm bench console` (daemon/echo-under-flood), not asserted here; this
+        // measured by `pnpm bench console` (daemon/echo-under-flood/POLICY), not asserted here; this
         // prints it.
         const p50 = percentile(latencies, 50);
         const p99 = percentile(latencies, 99);
