@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeError, expect, tool } from './lib.mjs';
+import { describeError, expect, tool, until } from './lib.mjs';
 
 /** Printable tail of console bytes, for failure reasons (terminal escapes dropped). */
 const ESCAPES = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
@@ -46,16 +46,8 @@ export async function stop(child, ms = 15_000) {
   return `killed after ${ms} ms`;
 }
 
-/** Waits until `fn()` is truthy (polled every `every` ms), else throws `what` after `ms`. */
-export async function waitUntil(ms, what, fn, every = 100) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`${what} (waited ${ms / 1000} s)`);
-    await sleep(every);
-  }
-}
+/** `until` of lib.mjs at 100 ms: these waits read files or run tools on each poll. */
+export const waitUntil = (ms, what, fn) => until(ms, what, fn, 100);
 
 /** Reads a file as latin1, '' when it is not there (yet). */
 export function readText(path) {

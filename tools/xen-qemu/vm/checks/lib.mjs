@@ -29,14 +29,17 @@ export function expect(cond, what) {
   if (!cond) throw new Error(what);
 }
 
-/** Polls `fn` every 5 ms until it returns a truthy value (returned), for at most `ms`. */
-export async function until(ms, what, fn) {
+/**
+ * Polls `fn` (sync or async) every `every` ms until it returns a truthy value (returned), for at
+ * most `ms`.
+ */
+export async function until(ms, what, fn, every = 5) {
   const end = Date.now() + ms;
   for (;;) {
-    const v = fn();
+    const v = await fn();
     if (v) return v;
     if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(5);
+    await sleep(every);
   }
 }
 
